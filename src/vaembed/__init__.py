@@ -1,0 +1,27 @@
+"""vaembed: training-free text embeddings from frozen decoder-only LLMs."""
+
+from __future__ import annotations
+
+from vaembed.embedder import DEFAULT_RECIPE, Embedder
+from vaembed.prompts import PROMPTS, Prompt
+from vaembed.recipe import PRESET_RECIPES, READOUTS, KVReroute, Readout, Recipe, TokenPrepending
+from vaembed.registry import DEFAULT_MODEL, PRESETS, PresetNotInstalledError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_RECIPE",
+    "Embedder",
+    "KVReroute",
+    "PRESETS",
+    "PRESET_RECIPES",
+    "PROMPTS",
+    "PresetNotInstalledError",
+    "Prompt",
+    "READOUTS",
+    "Readout",
+    "Recipe",
+    "TokenPrepending",
+    "__version__",
+]

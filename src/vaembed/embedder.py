@@ -1,0 +1,322 @@
+"""`Embedder`: training-free text embeddings from a frozen decoder-only LLM."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import torch
+
+from vaembed.attention import use_vaembed_attention
+from vaembed.forward_pass import PASS_KWARG, ForwardPass, PassPlan, StopForward
+from vaembed.layer_hooks import install_layer_hooks
+from vaembed.loading import ModelSource, load_model_and_tokenizer, resolve_model_folder
+from vaembed.prompts import Role
+from vaembed.recipe import LayerSpec, Recipe, get_recipe
+from vaembed.registry import DEFAULT_MODEL
+from vaembed.tokenization import LongTextPolicy, PaddingSide, TextTokenizer, TokenSequence
+
+__all__ = ["Embedder", "DEFAULT_RECIPE"]
+
+DEFAULT_RECIPE = "va"
+MAX_DEFAULT_LENGTH = 8192
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _pick_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if dtype is None or dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, 'auto' or a torch.dtype, not {dtype!r}")
+    return _DTYPES[dtype]
+
+
+def _check_texts(texts: str | Iterable[str]) -> tuple[list[str], bool]:
+    if isinstance(texts, str):
+        return [texts], True
+    if texts is None or isinstance(texts, (bytes, dict)) or not isinstance(texts, Iterable):
+        raise TypeError(f"texts must be a str or a list of str, not {type(texts).__name__}")
+    items = list(texts)
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(f"texts[{index}] must be str, not {type(item).__name__}")
+    return items, False
+
+
+class Embedder:
+    """Embeds texts with one recipe read from a frozen causal LM.
+
+    Build it with `Embedder.from_pretrained`; wrap an already loaded base model
+    with the constructor.
+
+    Args:
+        model: A base decoder model (no LM head) of a supported family.
+        tokenizer: Its fast tokenizer.
+        recipe: A preset name or a `Recipe`.
+        layers: Overrides the recipe's calibrated layer set (see `Recipe.with_layers`).
+        max_length: Maximum tokens per input, prompt included; default the
+            model's context, capped at 8192.
+        long_text: What to do with longer inputs: `"truncate"` (warns once per
+            call), `"chunk"` (token-weighted mean of windows), or `"error"`.
+        padding_side: Side padding goes on; embeddings do not depend on it.
+        name: The model's name for reports.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        recipe: str | Recipe = DEFAULT_RECIPE,
+        layers: LayerSpec | None = None,
+        *,
+        max_length: int | None = None,
+        long_text: LongTextPolicy = "truncate",
+        padding_side: PaddingSide = "right",
+        name: str | None = None,
+    ) -> None:
+        use_vaembed_attention(model)
+        install_layer_hooks(model)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name or getattr(model.config, "_name_or_path", None) or model.config.model_type
+        self.num_layers = int(model.config.num_hidden_layers)
+        context = int(getattr(model.config, "max_position_embeddings", None) or MAX_DEFAULT_LENGTH)
+        if max_length is None:
+            max_length = min(context, MAX_DEFAULT_LENGTH)
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or not 0 < max_length <= context:
+            raise ValueError(f"max_length must be an int in [1, {context}] (the model's context), not {max_length!r}")
+        if long_text not in ("truncate", "chunk", "error"):
+            raise ValueError(f"long_text must be 'truncate', 'chunk' or 'error', not {long_text!r}")
+        self.max_length = max_length
+        self.long_text: LongTextPolicy = long_text
+        self.text_tokenizer = TextTokenizer(tokenizer, max_length, padding_side)
+        base = get_recipe(recipe)
+        self.recipe = base.with_layers(layers) if layers is not None else base
+        self.plan = PassPlan(self.recipe.resolve(self.num_layers), self.num_layers)
+        self.forward_passes = 0
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | os.PathLike[str] = DEFAULT_MODEL,
+        recipe: str | Recipe = DEFAULT_RECIPE,
+        layers: LayerSpec | None = None,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        max_length: int | None = None,
+        long_text: LongTextPolicy = "truncate",
+        padding_side: PaddingSide = "right",
+        trust_remote_code: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+    ) -> Embedder:
+        """Load a model and build an embedder.
+
+        Args:
+            model: A preset name (`vaembed models` lists them), a local `.gguf`
+                file, a local model folder, or a Hugging Face hub id.
+            recipe: A preset (`hs-mean`, `hs-last`, `prompteol`, `echo`,
+                `token-prepending`, `va`, `wva`, `aligned-wva`, `kv`) or a `Recipe`.
+            layers: Overrides the recipe's calibrated layer set.
+            device: Default CUDA when available, else CPU.
+            dtype: Default bfloat16 on CUDA, float32 on CPU.
+            max_length: See the class docstring.
+            long_text: See the class docstring.
+            padding_side: See the class docstring.
+            trust_remote_code: Allow a checkpoint's own Python code (off by default).
+            model_kwargs: Extra arguments for `transformers.AutoModel.from_pretrained`.
+        """
+        source: ModelSource = resolve_model_folder(model)
+        target = _pick_device(device)
+        loaded, tokenizer = load_model_and_tokenizer(
+            source,
+            device=target,
+            dtype=_pick_dtype(dtype, target),
+            trust_remote_code=trust_remote_code,
+            model_kwargs=model_kwargs,
+        )
+        return cls(
+            loaded,
+            tokenizer,
+            recipe,
+            layers,
+            max_length=max_length,
+            long_text=long_text,
+            padding_side=padding_side,
+            name=os.fspath(model),
+        )
+
+    def with_recipe(self, recipe: str | Recipe, layers: LayerSpec | None = None) -> Embedder:
+        """Return an embedder with another recipe that shares this one's model and settings."""
+        other = object.__new__(Embedder)
+        other.__dict__.update(self.__dict__)
+        base = get_recipe(recipe)
+        other.recipe = base.with_layers(layers) if layers is not None else base
+        other.plan = PassPlan(other.recipe.resolve(self.num_layers), self.num_layers)
+        other.forward_passes = 0
+        return other
+
+    @property
+    def device(self) -> torch.device:
+        """The device the model runs on."""
+        return next(self.model.parameters()).device
+
+    @property
+    def dimension(self) -> int:
+        """Size of the embeddings this recipe produces."""
+        config = self.model.config
+        heads = config.num_attention_heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        source = self.recipe.readout.source
+        if source == "value":
+            return int(config.num_key_value_heads * head_dim)
+        if source == "mixed":
+            return int(heads * head_dim)
+        return int(config.hidden_size)
+
+    def get_sentence_embedding_dimension(self) -> int:
+        """Alias of `dimension`, as in sentence-transformers."""
+        return self.dimension
+
+    def encode(
+        self,
+        texts: str | Iterable[str],
+        *,
+        role: Role = "document",
+        batch_size: int = 32,
+        normalize: bool = True,
+        show_progress_bar: bool | None = None,
+        convert_to_numpy: bool = True,
+    ) -> np.ndarray | torch.Tensor:
+        """Embed texts.
+
+        Args:
+            texts: A string or a list of strings.
+            role: `"document"` or `"query"`; selects the prompt template.
+            batch_size: Sequences per forward pass (sorted by length, padded per batch).
+            normalize: L2-normalise the embeddings.
+            show_progress_bar: None shows a bar on jobs of more than 8 batches.
+            convert_to_numpy: Return a float32 numpy array, else a CPU torch tensor.
+
+        Returns:
+            Shape (n, dimension), or (dimension,) for a single string.
+
+        Raises:
+            TypeError: `texts` or an item of it is not a str (the index is named).
+            ValueError: Bad `role` or `batch_size`; too long a text with `long_text="error"`.
+            FloatingPointError: The model produced NaN or Inf.
+        """
+        items, single = _check_texts(texts)
+        if role not in ("document", "query"):
+            raise ValueError(f"role must be 'document' or 'query', not {role!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
+        if not items:
+            out = torch.zeros((0, self.dimension), dtype=torch.float32)
+            return out.numpy() if convert_to_numpy else out
+        sequences, shortened = self.text_tokenizer.encode(items, self.recipe.prompt, role, self.long_text)
+        if shortened and self.long_text == "truncate":
+            warnings.warn(
+                f"{shortened} of {len(items)} texts were truncated to max_length={self.max_length} tokens",
+                stacklevel=2,
+            )
+        vectors = self._embed_sequences(sequences, batch_size, show_progress_bar)
+        embeddings = self._combine(sequences, vectors, len(items), normalize)
+        if single:
+            embeddings = embeddings[0]
+        return embeddings.numpy() if convert_to_numpy else embeddings
+
+    def encode_query(self, texts: str | Iterable[str], **kwargs: Any) -> np.ndarray | torch.Tensor:
+        """Embed queries (`encode` with `role="query"`)."""
+        return self.encode(texts, role="query", **kwargs)
+
+    def encode_document(self, texts: str | Iterable[str], **kwargs: Any) -> np.ndarray | torch.Tensor:
+        """Embed documents (`encode` with `role="document"`)."""
+        return self.encode(texts, role="document", **kwargs)
+
+    def run_pass(self, sequences: list[TokenSequence], plan: PassPlan | None = None) -> ForwardPass:
+        """Run one forward pass over `sequences` and return its state.
+
+        Args:
+            sequences: One batch of inputs.
+            plan: What to capture; defaults to this embedder's recipe.
+        """
+        batch = self.text_tokenizer.collate(sequences).to(self.device)
+        state = ForwardPass(plan or self.plan, batch.last_index, batch.pool_weights, batch.placeholder_index)
+        self.forward_passes += 1
+        with torch.inference_mode():
+            try:
+                output = self.model(
+                    input_ids=batch.input_ids,
+                    attention_mask=batch.attention_mask,
+                    position_ids=batch.position_ids,
+                    use_cache=False,
+                    **{PASS_KWARG: state},
+                )
+            except StopForward:
+                return state
+            state.on_final_hidden(output.last_hidden_state)
+        return state
+
+    def _embed_sequences(
+        self, sequences: list[TokenSequence], batch_size: int, show_progress_bar: bool | None
+    ) -> torch.Tensor:
+        order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i].ids))
+        starts = range(0, len(order), batch_size)
+        show = len(starts) > 8 if show_progress_bar is None else show_progress_bar
+        if show:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="Batches", unit="batch")
+        out = torch.empty((len(sequences), self.dimension), dtype=torch.float32)
+        for start in starts:
+            chosen = order[start : start + batch_size]
+            vectors = self.run_pass([sequences[i] for i in chosen]).result().float().cpu()
+            finite = torch.isfinite(vectors).all(dim=1)
+            if not bool(finite.all()):
+                bad = sorted({sequences[chosen[i]].source for i in (~finite).nonzero().flatten().tolist()})
+                raise FloatingPointError(f"The model produced NaN or Inf for texts at indices {bad}")
+            out[chosen] = vectors
+        return out
+
+    @staticmethod
+    def _combine(sequences: list[TokenSequence], vectors: torch.Tensor, count: int, normalize: bool) -> torch.Tensor:
+        """One vector per text: chunks are combined by a token-weighted mean.
+
+        With `normalize`, chunk vectors are L2-normalised before averaging, so a
+        chunk's weight is its share of the text's tokens, not its norm.
+        """
+        if normalize:
+            vectors = torch.nn.functional.normalize(vectors, dim=-1)
+        if len(sequences) == count:
+            combined = vectors
+        else:
+            sources = torch.tensor([s.source for s in sequences])
+            weights = torch.tensor([float(s.weight) for s in sequences]).unsqueeze(1)
+            combined = torch.zeros((count, vectors.shape[1]), dtype=torch.float32)
+            combined.index_add_(0, sources, vectors * weights)
+            totals = torch.zeros(count).index_add_(0, sources, weights.squeeze(1))
+            combined = combined / totals.unsqueeze(1)
+        if normalize:
+            combined = torch.nn.functional.normalize(combined, dim=-1)
+        return combined
+
+    def __repr__(self) -> str:
+        recipe = self.plan.recipe
+        return (
+            f"Embedder(model={self.name!r}, recipe={self.recipe.name!r}, layers={list(recipe.layers)}, "
+            f"dimension={self.dimension}, max_length={self.max_length})"
+        )
+
+

@@ -1,0 +1,112 @@
+"""Prompt templates: how a text is wrapped before it reaches the model.
+
+A template holds `{text}` one or more times. Queries and documents may use
+different templates. Formatting records where each copy of the text sits,
+so pooling can be restricted to the text (or to its last copy, as Echo does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Prompt", "FormattedText", "PROMPTS", "Role", "PoolSpan"]
+
+Role = Literal["query", "document"]
+PoolSpan = Literal["all", "text", "last_text"]
+TEXT_SLOT = "{text}"
+
+
+@dataclass(frozen=True)
+class FormattedText:
+    """A prompt filled with one text.
+
+    Attributes:
+        string: The full string given to the tokenizer.
+        text_spans: Character spans `(start, end)` of each copy of the text.
+        placeholder_span: Character span of the placeholder marker, if any.
+    """
+
+    string: str
+    text_spans: tuple[tuple[int, int], ...]
+    placeholder_span: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A role-aware prompt template.
+
+    Attributes:
+        document: Template for documents; must contain `{text}`.
+        query: Template for queries; None uses the document template.
+        pool: Which non-special tokens mean pooling reads: `"all"` (prompt tokens
+            included), `"text"` (only the text's tokens), `"last_text"` (only the
+            last copy of the text, as Echo embeddings do).
+        placeholder: A marker in the templates that becomes one placeholder
+            token (used by token prepending); None for no placeholder.
+    """
+
+    document: str = TEXT_SLOT
+    query: str | None = None
+    pool: PoolSpan = "all"
+    placeholder: str | None = None
+
+    def __post_init__(self) -> None:
+        for role, template in (("document", self.document), ("query", self.query)):
+            if template is not None and TEXT_SLOT not in template:
+                raise ValueError(f"The {role} template {template!r} does not contain {TEXT_SLOT!r}")
+            if template is not None and self.placeholder is not None and self.placeholder not in template:
+                raise ValueError(f"The {role} template lacks the placeholder {self.placeholder!r}")
+        if self.pool not in ("all", "text", "last_text"):
+            raise ValueError(f"pool must be 'all', 'text' or 'last_text', not {self.pool!r}")
+
+    def template(self, role: Role) -> str:
+        """Return the template used for `role`."""
+        if role == "query" and self.query is not None:
+            return self.query
+        return self.document
+
+    def copies(self, role: Role) -> int:
+        """Return how many times the text appears in the template for `role`."""
+        return self.template(role).count(TEXT_SLOT)
+
+    def format(self, text: str, role: Role) -> FormattedText:
+        """Fill the template for `role` with `text`, recording where the text lands.
+
+        The text is inserted verbatim: braces or the placeholder marker inside it
+        are never interpreted.
+        """
+        pieces = self.template(role).split(TEXT_SLOT)
+        out: list[str] = []
+        spans: list[tuple[int, int]] = []
+        placeholder_span = None
+        position = 0
+        for index, piece in enumerate(pieces):
+            if self.placeholder is not None and placeholder_span is None and self.placeholder in piece:
+                start = position + piece.index(self.placeholder)
+                placeholder_span = (start, start + len(self.placeholder))
+            out.append(piece)
+            position += len(piece)
+            if index < len(pieces) - 1:
+                spans.append((position, position + len(text)))
+                out.append(text)
+                position += len(text)
+        return FormattedText("".join(out), tuple(spans), placeholder_span)
+
+
+PROMPTS: dict[str, Prompt] = {
+    "none": Prompt(),
+    "prompteol": Prompt('This sentence : "{text}" means in one word:"'),
+    "compress": Prompt(
+        document='Context: "{text}" Compress the context in one word:"',
+        query='Query: "{text}" Compress the query in one word:"',
+    ),
+    "echo": Prompt(
+        document="Document: {text}\nDocument again: {text}",
+        query="Query: {text}\nQuery again: {text}",
+        pool="last_text",
+    ),
+    "token-prepending": Prompt(
+        'This sentence : <PST> "{text}" means in one word:"', placeholder="<PST>"
+    ),
+}
