@@ -33,13 +33,14 @@ class PassPlan:
         num_layers: The model's number of decoder layers.
         residual_layers: Layers whose input residual state at the last token is
             also recorded (used by layer calibration).
-        stop_after: Last layer that must run, or None for the full model (and its
-            final norm).
+        early_exit: Stop the pass after the last layer the readout needs (the
+            vectors are bit-identical to those of the full pass).
     """
 
     recipe: ResolvedRecipe
     num_layers: int
     residual_layers: tuple[int, ...] = ()
+    early_exit: bool = True
 
     @property
     def reads_final_hidden(self) -> bool:
@@ -50,7 +51,7 @@ class PassPlan:
     @property
     def stop_after(self) -> int | None:
         """Index of the last layer the pass must run, or None to run the whole model."""
-        if self.reads_final_hidden:
+        if self.reads_final_hidden or not self.early_exit:
             return None
         needed = max((*self.recipe.layers, *self.residual_layers))
         return needed if needed < self.num_layers - 1 else None

