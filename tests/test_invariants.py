@@ -120,9 +120,7 @@ def test_kv_prefix_is_the_final_token_visible_to_every_query(tiny, padding_side)
     also beyond the sliding window and at the first position under the causal mask."""
     model, tokenizer = tiny
     layer = 1
-    rerouted = Recipe(
-        PROMPTS["none"], Readout("mixed", "mean"), [layer], KVReroute(layers=[layer], bias=1e4)
-    )
+    rerouted = Recipe(PROMPTS["none"], Readout("mixed", "mean"), [layer], KVReroute(layers=[layer], bias=1e4))
     embedder = Embedder(model, tokenizer, rerouted, padding_side=padding_side)
     last_values = embedder.with_recipe(Recipe(PROMPTS["none"], Readout("value", "last"), [layer]))
     mixed = embedder.encode(TEXTS, normalize=False)
@@ -134,7 +132,8 @@ def test_kv_prefix_is_the_final_token_visible_to_every_query(tiny, padding_side)
 
 
 @pytest.mark.parametrize(
-    "readout", [Readout("value", "mean"), Readout("mixed", "last"), Readout("attention", "hybrid"), Readout("hidden", "mean")]
+    "readout",
+    [Readout("value", "mean"), Readout("mixed", "last"), Readout("attention", "hybrid"), Readout("hidden", "mean")],
 )
 def test_early_exit_is_bit_identical_and_skips_later_layers(tiny, readout):
     model, tokenizer = tiny

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaembed import Embedder, PresetNotInstalledError
-from vaembed import registry
+from vaembed import Embedder, PresetNotInstalledError, registry
 from vaembed.embedder import _pick_dtype
 from vaembed.loading import cache_dir, resolve_model_folder
 from vaembed.registry import ModelPreset
@@ -63,14 +62,21 @@ def test_unsupported_architecture_names_the_supported_ones(tokenizers):
     from transformers import GPT2Config, GPT2Model
 
     model = GPT2Model(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=400))
-    with pytest.raises(ValueError, match=r"Unsupported architecture 'gpt2'.*llama, mistral, qwen2, qwen3, gemma3_text, gemma2"):
+    with pytest.raises(
+        ValueError, match=r"Unsupported architecture 'gpt2'.*llama, mistral, qwen2, qwen3, gemma3_text, gemma2"
+    ):
         Embedder(model, tokenizers["plain"])
 
 
 def test_remote_code_is_never_run_unless_allowed(tmp_path, tokenizers):
     marker = tmp_path / "remote-code-ran"
     (tmp_path / "config.json").write_text(
-        json.dumps({"model_type": "vaembed_custom", "auto_map": {"AutoConfig": "configuration.CustomConfig", "AutoModel": "modeling.CustomModel"}})
+        json.dumps(
+            {
+                "model_type": "vaembed_custom",
+                "auto_map": {"AutoConfig": "configuration.CustomConfig", "AutoModel": "modeling.CustomModel"},
+            }
+        )
     )
     for module in ("configuration.py", "modeling.py"):
         (tmp_path / module).write_text(f"open({str(marker)!r}, 'w').write('ran')\n")

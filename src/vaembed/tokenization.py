@@ -97,7 +97,9 @@ class TextTokenizer:
             verbose=False,
         )
 
-    def _sequence(self, encoded: dict, row: int, formatted: FormattedText, prompt: Prompt, source: int) -> TokenSequence:
+    def _sequence(
+        self, encoded: dict, row: int, formatted: FormattedText, prompt: Prompt, source: int
+    ) -> TokenSequence:
         ids = list(encoded["input_ids"][row])
         offsets = [tuple(o) for o in encoded["offset_mapping"][row]]
         special = [bool(s) for s in encoded["special_tokens_mask"][row]]
@@ -112,7 +114,8 @@ class TextTokenizer:
             ids, offsets, special = [self._filler_id], [(0, 0)], [True]
         spans = {"all": None, "text": formatted.text_spans, "last_text": formatted.text_spans[-1:]}[prompt.pool]
         in_text = [_overlaps(s, e, formatted.text_spans) for s, e in offsets]
-        pool = [not sp and (spans is None or _overlaps(s, e, spans)) for (s, e), sp in zip(offsets, special)]
+        pairs = zip(offsets, special, strict=True)
+        pool = [not sp and (spans is None or _overlaps(s, e, spans)) for (s, e), sp in pairs]
         if not any(pool):  # e.g. an empty text: pool what there is, never divide by zero
             pool = [not sp for sp in special] if not all(special) else [True] * len(ids)
         weight = max(1, sum(in_text) // max(1, len(formatted.text_spans)))
@@ -169,8 +172,7 @@ class TextTokenizer:
         for _ in range(8):
             if budget < 1:
                 raise ValueError(
-                    f"max_length={self.max_length} leaves no room for text after the {role} prompt "
-                    f"({overhead} tokens)"
+                    f"max_length={self.max_length} leaves no room for text after the {role} prompt ({overhead} tokens)"
                 )
             windows = self._windows(text, budget, chunk)
             formatted = [prompt.format(window, role) for window in windows]
