@@ -1,0 +1,23 @@
+"""Layer calibration by intrinsic dimension: the TwoNN estimator and the selection rule.
+
+`id_curve` estimates one intrinsic dimension per layer from per-text vectors,
+`select_layers` turns such a curve into a window of layers, and
+`stable_selection` repeats both on bootstrap resamples of the texts to report
+how stable the choice is.
+"""
+
+from __future__ import annotations
+
+from vaembed.calibration.selection import DIP_RATIO, StableSelection, select_layers, stable_selection, window_width
+from vaembed.calibration.twonn import id_curve, nearest_two_distances, twonn_dimension
+
+__all__ = [
+    "DIP_RATIO",
+    "StableSelection",
+    "id_curve",
+    "nearest_two_distances",
+    "select_layers",
+    "stable_selection",
+    "twonn_dimension",
+    "window_width",
+]

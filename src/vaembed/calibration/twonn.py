@@ -1,0 +1,144 @@
+"""TwoNN intrinsic-dimension estimator (Facco et al., 2017) in plain numpy.
+
+For every point the ratio `mu = r2 / r1` of the distances to its second and
+first nearest neighbours follows a Pareto law `F(mu) = 1 - mu^(-d)` when the
+data are locally uniform on a `d`-dimensional manifold. Hence
+`-log(1 - F(mu)) = d log(mu)`, and `d` is the slope of a least-squares line
+through the origin fitted to the empirical CDF of the sorted ratios.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["CHUNK_ROWS", "id_curve", "nearest_two_distances", "twonn_dimension"]
+
+CHUNK_ROWS = 256
+"""Query rows per distance block: at most `CHUNK_ROWS x N` distances live at once."""
+
+
+def _validated_points(points: np.ndarray) -> np.ndarray:
+    """Return `points` as distinct float64 rows, or raise a ValueError naming the problem."""
+    array = np.asarray(points)
+    if array.ndim != 2:
+        raise ValueError(f"points must be a 2-D array of shape (N, D), got {array.ndim}-D shape {array.shape}")
+    if array.shape[1] == 0:
+        raise ValueError(f"points must have at least one feature column, got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise ValueError(f"points must hold real numbers, got dtype {array.dtype}")
+    array = array.astype(np.float64, copy=False)
+    finite = np.isfinite(array)
+    if not finite.all():
+        bad_rows = np.flatnonzero(~finite.all(axis=1))
+        kinds = [name for name, mask in (("NaN", np.isnan(array)), ("Inf", np.isinf(array))) if mask.any()]
+        raise ValueError(
+            f"points contain non-finite values ({' and '.join(kinds)}) in {bad_rows.size} row(s), "
+            f"first at row {int(bad_rows[0])}"
+        )
+    # `+ 0.0` turns -0.0 into 0.0 so that rows equal as numbers are equal as rows.
+    distinct = np.unique(array + 0.0, axis=0)
+    if distinct.shape[0] < 3:
+        raise ValueError(
+            f"TwoNN needs at least 3 distinct points, got {distinct.shape[0]} "
+            f"(from {array.shape[0]} rows after dropping exact duplicates)"
+        )
+    return distinct
+
+
+def nearest_two_distances(points: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distances from each row to its first and second nearest other rows.
+
+    Candidates are found blockwise from `|x|^2 + |y|^2 - 2 x.y`; the two chosen
+    distances are then recomputed from the coordinate differences, so they carry
+    no cancellation error.
+
+    Args:
+        points: Float64 array of shape (N, D) with N >= 3 distinct rows.
+        chunk_rows: Query rows per block (memory is about `chunk_rows x N` floats).
+
+    Returns:
+        `(r1, r2)`, each of shape (N,), with `r1 <= r2`.
+    """
+    num = points.shape[0]
+    sq_norms = np.einsum("ij,ij->i", points, points)
+    r1 = np.empty(num)
+    r2 = np.empty(num)
+    for start in range(0, num, chunk_rows):
+        stop = min(start + chunk_rows, num)
+        block = points[start:stop]
+        sq = sq_norms[start:stop, None] + sq_norms[None, :] - 2.0 * (block @ points.T)
+        rows = np.arange(stop - start)
+        sq[rows, rows + start] = np.inf
+        candidates = np.argpartition(sq, 1, axis=1)[:, :2]
+        diffs = points[candidates] - block[:, None, :]
+        dist = np.sort(np.sqrt(np.einsum("ijk,ijk->ij", diffs, diffs)), axis=1)
+        r1[start:stop] = dist[:, 0]
+        r2[start:stop] = dist[:, 1]
+    return r1, r2
+
+
+def twonn_dimension(points: np.ndarray, discard_fraction: float = 0.1) -> float:
+    """Estimate the intrinsic dimension of a point cloud with TwoNN.
+
+    Exact duplicate rows are dropped first. With the `N` ratios `mu` sorted in
+    ascending order, the empirical CDF is `F(mu_i) = i / N` (`i = 1..N`); the
+    `floor(discard_fraction * N)` largest ratios are discarded (always at least
+    the largest, where `F = 1`), and the estimate is the least-squares slope
+    through the origin of `-log(1 - F)` against `log(mu)`.
+
+    Args:
+        points: Array of shape (N, D), one point per row.
+        discard_fraction: Fraction of the largest ratios left out of the fit, in [0, 1).
+
+    Returns:
+        The estimated intrinsic dimension.
+
+    Raises:
+        ValueError: `points` is not 2-D, holds non-finite values or fewer than 3
+            distinct rows; `discard_fraction` is outside [0, 1); or every kept
+            ratio equals 1, so the slope is undefined.
+    """
+    if not 0.0 <= discard_fraction < 1.0:
+        raise ValueError(f"discard_fraction must be in [0, 1), got {discard_fraction}")
+    distinct = _validated_points(points)
+    r1, r2 = nearest_two_distances(distinct)
+    mu = np.sort(r2 / r1)
+    num = mu.size
+    keep = min(num - 1, int(np.floor((1.0 - discard_fraction) * num)))
+    cdf = np.arange(1, keep + 1) / num
+    x = np.log(mu[:keep])
+    y = -np.log1p(-cdf)
+    denom = float(x @ x)
+    if keep == 0 or denom == 0.0:
+        raise ValueError(
+            "TwoNN slope is undefined: every kept neighbour-distance ratio equals 1 "
+            f"({num} distinct points, {keep} kept)"
+        )
+    return float(x @ y) / denom
+
+
+def id_curve(states: Sequence[np.ndarray], discard_fraction: float = 0.1) -> np.ndarray:
+    """TwoNN intrinsic dimension of each layer's point cloud.
+
+    Args:
+        states: One (N, D) array per layer (`N` and `D` may differ between layers).
+        discard_fraction: Passed to `twonn_dimension`.
+
+    Returns:
+        Float64 array of shape (len(states),), one estimate per layer.
+
+    Raises:
+        ValueError: `states` is empty, or a layer is invalid for `twonn_dimension`
+            (the message names the layer).
+    """
+    if len(states) == 0:
+        raise ValueError("states is empty: need at least one layer")
+    out = np.empty(len(states))
+    for layer, points in enumerate(states):
+        try:
+            out[layer] = twonn_dimension(points, discard_fraction)
+        except ValueError as error:
+            raise ValueError(f"layer {layer}: {error}") from error
+    return out
