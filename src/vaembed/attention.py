@@ -51,15 +51,20 @@ def _attend(
 ) -> torch.Tensor:
     """Softmax attention; returns (B, T, H, d). Key/value carry G <= H heads."""
     groups = query.shape[1] // key.shape[1]
+    # Without a mask, a square pass is causal; a query block shorter than the keys
+    # (decoding with a cache) sees every cached key.
+    causal = mask is None and query.shape[2] == key.shape[2]
     if softcap is None:
         out = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=mask, scale=scaling, is_causal=mask is None, enable_gqa=groups > 1
+            query, key, value, attn_mask=mask, scale=scaling, is_causal=causal, enable_gqa=groups > 1
         )
         return out.transpose(1, 2)
     key = key.repeat_interleave(groups, dim=1)
     value = value.repeat_interleave(groups, dim=1)
     logits = torch.matmul(query, key.transpose(2, 3)) * scaling
     logits = torch.tanh(logits / softcap) * softcap
+    if causal:
+        mask = torch.ones(query.shape[2], key.shape[2], dtype=torch.bool, device=query.device).tril()
     if mask is not None:
         logits = logits.masked_fill(~mask, -math.inf) if mask.dtype == torch.bool else logits + mask
     weights = torch.softmax(logits, dim=-1, dtype=torch.float32).to(query.dtype)
