@@ -11,57 +11,71 @@ import pytest
 from vaembed.calibration import (
     id_curve,
     nearest_two_distances,
+    reference_slope,
     select_layers,
     stable_selection,
     twonn_dimension,
     window_width,
 )
 
-SEED = 0
 NUM_POINTS = 1000
 AMBIENT = 100
-
-# With N = 1000 Gaussian points, plain TwoNN is biased downwards as d grows (about -5% at
-# d = 10, -12% at d = 14, -21% at d = 20 on average over 20 seeds) because the density is far
-# from uniform at the scale of the second neighbour; its seed-to-seed spread is about 3.5%.
-# With SEED these dimensions miss the 10% bound: 4 by fluctuation (+10.3%), the rest by bias.
-MISSES_10_PERCENT = {4, 14, 16, 17, 18, 19, 20}
+SEEDS = range(5)
 
 
-def gaussian_in_ambient(d: int, num: int = NUM_POINTS, ambient: int = AMBIENT, seed: int = SEED) -> np.ndarray:
+def gaussian_in_ambient(d: int, num: int = NUM_POINTS, ambient: int = AMBIENT, seed: int = 0) -> np.ndarray:
     """A d-dimensional standard Gaussian sample mapped into R^ambient by a random linear map."""
     rng = np.random.default_rng(seed)
     latent = rng.standard_normal((num, d))
     return latent @ rng.standard_normal((d, ambient))
 
 
+def uniform_ball(d: int, num: int = NUM_POINTS, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    directions = rng.standard_normal((num, d))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    return directions * rng.random((num, 1)) ** (1.0 / d)
+
+
 @functools.cache
-def estimate(d: int) -> float:
-    return twonn_dimension(gaussian_in_ambient(d))
+def estimates(d: int, corrected: bool = True) -> np.ndarray:
+    return np.array([twonn_dimension(gaussian_in_ambient(d, seed=s), corrected=corrected) for s in SEEDS])
 
 
 # ---------------------------------------------------------------------------------------- TwoNN
+# One estimate from N = 1000 points has a seed-to-seed spread of about 4% (the least-squares fit
+# on the empirical CDF), so a single draw lands within 10% about 93% of the time; the accuracy
+# requirement is checked on the mean of five draws, and every draw must be within 20%.
+# The correction's reference curve comes from spheres; these checks use Gaussians and balls.
 
 
-@pytest.mark.parametrize(
-    "d",
-    [
-        pytest.param(
-            d,
-            marks=pytest.mark.xfail(strict=True, reason="plain TwoNN with N=1000 misses 10% here (see comment)"),
-        )
-        if d in MISSES_10_PERCENT
-        else d
-        for d in range(2, 21)
-    ],
-)
+@pytest.mark.parametrize("d", range(2, 21))
 def test_twonn_recovers_dimension_within_10_percent(d):
-    assert abs(estimate(d) - d) <= 0.1 * d, estimate(d)
+    values = estimates(d)
+    assert abs(values.mean() - d) <= 0.1 * d, values
+    assert np.all(np.abs(values - d) <= 0.2 * d), values
 
 
-@pytest.mark.parametrize("d", range(14, 21))
-def test_twonn_high_dimension_error_is_a_bounded_underestimate(d):
-    assert 0.75 * d < estimate(d) < d
+@pytest.mark.parametrize("d", [16, 20])
+def test_plain_twonn_underestimates_high_dimensions(d):
+    plain = estimates(d, corrected=False).mean()
+    assert 0.7 * d < plain < 0.9 * d
+    assert estimates(d).mean() > plain
+
+
+@pytest.mark.parametrize("d", [6, 18])
+def test_correction_holds_on_a_uniform_ball(d):
+    values = [twonn_dimension(uniform_ball(d, seed=s)) for s in SEEDS]
+    assert abs(np.mean(values) - d) <= 0.1 * d, values
+
+
+def test_correction_is_increasing_and_deterministic():
+    slopes = [reference_slope(300, k) for k in (2, 5, 10, 20, 40, 80)]
+    assert all(a < b for a, b in zip(slopes, slopes[1:]))
+    reference_slope.cache_clear()
+    assert reference_slope(300, 20) == slopes[3]
+    points = gaussian_in_ambient(12, num=300)
+    assert twonn_dimension(points) == twonn_dimension(points)
 
 
 def test_nearest_two_distances_match_brute_force():

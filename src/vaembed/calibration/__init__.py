@@ -2,20 +2,21 @@
 
 `id_curve` estimates one intrinsic dimension per layer from per-text vectors,
 `select_layers` turns such a curve into a window of layers, and
-`stable_selection` repeats both on bootstrap resamples of the texts to report
+`stable_selection` repeats both on random subsamples of the texts to report
 how stable the choice is.
 """
 
 from __future__ import annotations
 
 from vaembed.calibration.selection import DIP_RATIO, StableSelection, select_layers, stable_selection, window_width
-from vaembed.calibration.twonn import id_curve, nearest_two_distances, twonn_dimension
+from vaembed.calibration.twonn import id_curve, nearest_two_distances, reference_slope, twonn_dimension
 
 __all__ = [
     "DIP_RATIO",
     "StableSelection",
     "id_curve",
     "nearest_two_distances",
+    "reference_slope",
     "select_layers",
     "stable_selection",
     "twonn_dimension",

@@ -1,4 +1,4 @@
-"""Layer selection from an intrinsic-dimension curve, and its bootstrap stability.
+"""Layer selection from an intrinsic-dimension curve, and its stability under resampling.
 
 The rule, for a curve over `L` layers:
 
@@ -78,7 +78,7 @@ def select_layers(curve: Sequence[float], *, skip_fraction: float = 0.2, width: 
 
 @dataclass(frozen=True)
 class StableSelection:
-    """Layer selection with its bootstrap stability.
+    """Layer selection with its stability under resampling of the texts.
 
     Attributes:
         curve: Intrinsic dimension of each layer on the full data.
@@ -102,12 +102,8 @@ class StableSelection:
         return asdict(self)
 
 
-def _resample_indices(rng: np.random.Generator, num: int) -> np.ndarray:
-    """Bootstrap indices with at least 3 distinct texts."""
-    while True:
-        idx = rng.integers(0, num, size=num)
-        if np.unique(idx).size >= 3:
-            return idx
+SUBSAMPLE_FRACTION = 0.8
+"""Fraction of the texts drawn (without replacement) by each resample."""
 
 
 def stable_selection(
@@ -118,16 +114,17 @@ def stable_selection(
     skip_fraction: float = 0.2,
     width: int | None = None,
 ) -> StableSelection:
-    """Select layers on the full data and on bootstrap resamples of the texts.
+    """Select layers on the full data and on random subsamples of the texts.
 
-    Every resample draws `N` text indices with replacement and uses the same
-    indices at every layer; the duplicate rows this creates are dropped by the
-    TwoNN estimator.
+    Every resample draws `max(3, round(0.8 N))` distinct texts without
+    replacement and uses them at every layer. (Subsampling rather than the
+    bootstrap: TwoNN drops duplicate rows, so bootstrap samples would differ in
+    size and carry ties at distance zero.)
 
     Args:
         states: `states[l]` is an (N, D) array of per-text vectors at layer `l`; `N`
             must be the same for every layer.
-        resamples: Number of bootstrap resamples, at least 1.
+        resamples: Number of subsamples, at least 1.
         seed: Seed of the resampling generator.
         skip_fraction: Passed to `select_layers`.
         width: Passed to `select_layers`.
@@ -155,10 +152,11 @@ def stable_selection(
     full = select_layers(curve, skip_fraction=skip_fraction, width=width)
 
     rng = np.random.default_rng(seed)
+    size = max(3, round(SUBSAMPLE_FRACTION * num))
     curves = np.empty((resamples, len(arrays)))
     tally: Counter[Selection] = Counter()
     for r in range(resamples):
-        idx = _resample_indices(rng, num)
+        idx = np.sort(rng.choice(num, size=size, replace=False))
         curves[r] = id_curve([layer[idx] for layer in arrays])
         tally[select_layers(curves[r], skip_fraction=skip_fraction, width=width)] += 1
 
