@@ -3,14 +3,20 @@
 Tiny models come from config classes (no download) with a byte-level BPE
 tokenizer trained in memory, so any text tokenizes. The real default model is
 loaded once per session from a fresh cache folder, which also exercises the
-one-time GGUF conversion.
+one-time GGUF conversion. Every test session uses its own cache folder
+(calibration profiles of the tiny models land there), removed at exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
+_SESSION_CACHE = tempfile.mkdtemp(prefix="vaembed-test-cache-")
+atexit.register(shutil.rmtree, _SESSION_CACHE, True)
+os.environ["VAEMBED_CACHE"] = _SESSION_CACHE
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -6,8 +6,7 @@ from vaembed.embedder import DEFAULT_RECIPE, Embedder
 from vaembed.prompts import PROMPTS, Prompt
 from vaembed.recipe import PRESET_RECIPES, READOUTS, KVReroute, Readout, Recipe, TokenPrepending
 from vaembed.registry import DEFAULT_MODEL, PRESETS, PresetNotInstalledError
-
-__version__ = "0.1.0"
+from vaembed.version import __version__
 
 __all__ = [
     "DEFAULT_MODEL",

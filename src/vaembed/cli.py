@@ -2,7 +2,8 @@
 
 `vaembed models` lists the preset models and how to install them;
 `vaembed embed` embeds one text per input line into a `.npy` file or JSON lines;
-`vaembed demo` runs a small semantic search over a bundled corpus.
+`vaembed demo` runs a small semantic search over a bundled corpus;
+`vaembed calibrate` and `vaembed sweep` choose layers (see `cli_calibration`).
 """
 
 from __future__ import annotations
@@ -12,72 +13,24 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import numpy as np
 
 from vaembed import __version__
-from vaembed.embedder import DEFAULT_RECIPE, Embedder
-from vaembed.recipe import PRESET_RECIPES, LayerSpec, get_recipe
+from vaembed.cli_calibration import add_calibration_commands, run_calibrate, run_sweep
+from vaembed.cli_support import CommandError, load_embedder, parse_layers, positive_int, read_texts
+from vaembed.embedder import DEFAULT_RECIPE
+from vaembed.recipe import PRESET_RECIPES, get_recipe
 from vaembed.registry import DEFAULT_MODEL, PRESETS
 
-__all__ = ["main", "build_parser", "parse_layers", "read_texts"]
+__all__ = ["CommandError", "main", "build_parser", "parse_layers", "read_texts"]
 
 EXIT_ERROR = 2
 NPY_SUFFIXES = (".npy",)
 JSON_SUFFIXES = (".jsonl", ".json")
 #: Errors reported as one line on stderr (exit code 2) instead of a traceback.
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError)
-
-
-class CommandError(Exception):
-    """A problem with the command's arguments or files, reported without a traceback."""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
-    return value
-
-
-def parse_layers(text: str) -> LayerSpec:
-    """Parse `--layers`: comma-separated indices (`"15,16,17"`) or a named set (`"fallback"`).
-
-    Raises:
-        CommandError: The text is empty or mixes names and indices.
-    """
-    parts = [part.strip() for part in text.split(",")]
-    if not text.strip() or any(not part for part in parts):
-        raise CommandError(f"--layers {text!r}: give comma-separated layer indices, e.g. '15,16,17', or a name")
-    try:
-        return [int(part) for part in parts]
-    except ValueError:
-        if len(parts) == 1:
-            return parts[0]
-        raise CommandError(f"--layers {text!r}: give comma-separated layer indices or a single name") from None
-
-
-def read_texts(source: str | None) -> list[str]:
-    """Read one text per line from a file, or from stdin when `source` is None or `"-"`.
-
-    Empty lines become empty texts; a final newline does not add one.
-
-    Raises:
-        CommandError: The file does not exist, is not a file, or is not UTF-8 text.
-    """
-    if source is None or source == "-":
-        return sys.stdin.read().splitlines()
-    path = Path(source)
-    if not path.is_file():
-        raise CommandError(f"input file {source!r} does not exist or is not a file")
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise CommandError(f"input file {source!r} is not UTF-8 text ({error.reason} at byte {error.start})") from None
 
 
 def _output_kind(output: str | None) -> str:
@@ -102,13 +55,6 @@ def _write_json_lines(stream: TextIO, texts: Sequence[str], embeddings: np.ndarr
         stream.write(json.dumps(record) + "\n")
 
 
-def _load_embedder(model: str, recipe: str, layers: LayerSpec | None = None, **kwargs: Any) -> Embedder:
-    try:
-        return Embedder.from_pretrained(model, recipe, layers, **kwargs)
-    except OSError as error:
-        raise CommandError(f"could not load model {model!r}: {error}") from None
-
-
 def run_models() -> int:
     """Print every preset model: name, whether installed, description, licence, install command."""
     for preset in PRESETS.values():
@@ -128,7 +74,7 @@ def run_embed(args: argparse.Namespace) -> int:
     layers = parse_layers(args.layers) if args.layers is not None else None
     kind = _output_kind(args.output)
     texts = read_texts(args.input)
-    embedder = _load_embedder(args.model, args.recipe, layers, max_length=args.max_length, long_text=args.long_text)
+    embedder = load_embedder(args.model, args.recipe, layers, max_length=args.max_length, long_text=args.long_text)
     embeddings = np.asarray(
         embedder.encode(texts, role=args.role, batch_size=args.batch_size, normalize=not args.no_normalize),
         dtype=np.float32,
@@ -156,7 +102,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"model: {args.model}")
     print(f"recipe: {args.recipe}")
     print(f"corpus: {len(corpus.documents)} documents ({corpus.licence})")
-    embedder = _load_embedder(args.model, args.recipe)
+    embedder = load_embedder(args.model, args.recipe)
     results = search(embedder, corpus.documents, queries, args.top_k)
     for query, ranking in zip(queries, results, strict=True):
         print()
@@ -195,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument(
         "--output", help="a .npy file, or a .jsonl/.json file for JSON lines (default JSON lines on stdout)"
     )
-    embed.add_argument("--batch-size", type=_positive_int, default=32, help="texts per forward pass (default 32)")
-    embed.add_argument("--max-length", type=_positive_int, help="maximum tokens per text, prompt included")
+    embed.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default 32)")
+    embed.add_argument("--max-length", type=positive_int, help="maximum tokens per text, prompt included")
     embed.add_argument(
         "--long-text",
         choices=("truncate", "chunk", "error"),
@@ -211,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"one of {recipes} (default {DEFAULT_RECIPE})")
     demo.add_argument("--query", action="append", help="a query (repeatable; default the bundled queries)")
-    demo.add_argument("--top-k", type=_positive_int, default=3, help="documents shown per query (default 3)")
+    demo.add_argument("--top-k", type=positive_int, default=3, help="documents shown per query (default 3)")
+    add_calibration_commands(commands)
     return parser
 
 
@@ -236,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_models()
         if args.command == "embed":
             return run_embed(args)
+        if args.command == "calibrate":
+            return run_calibrate(args)
+        if args.command == "sweep":
+            return run_sweep(args)
         return run_demo(args)
     except (CommandError, *USER_ERRORS) as error:
         message = " ".join(str(error).split()) or type(error).__name__

@@ -11,6 +11,9 @@ import numpy as np
 import torch
 
 from vaembed.attention import use_vaembed_attention
+from vaembed.calibration.auto import ProfileSource, auto_layers, obtain_profile
+from vaembed.calibration.profile import CalibrationProfile
+from vaembed.calibration.run import calibrate
 from vaembed.forward_pass import PASS_KWARG, ForwardPass, PassPlan, StopForward
 from vaembed.layer_hooks import install_layer_hooks
 from vaembed.loading import ModelSource, load_model_and_tokenizer, resolve_model_folder
@@ -70,7 +73,10 @@ class Embedder:
         long_text: What to do with longer inputs: `"truncate"` (warns once per
             call), `"chunk"` (token-weighted mean of windows), or `"error"`.
         padding_side: Side padding goes on; embeddings do not depend on it.
-        name: The model's name for reports.
+        name: The model's name for reports and calibration profiles.
+        calibration: Where `layers="auto"` gets its layers: None (the cached
+            profile of this model, computed once when missing), a profile JSON
+            path, or a `CalibrationProfile`.
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class Embedder:
         long_text: LongTextPolicy = "truncate",
         padding_side: PaddingSide = "right",
         name: str | None = None,
+        calibration: ProfileSource = None,
     ) -> None:
         use_vaembed_attention(model)
         install_layer_hooks(model)
@@ -101,10 +108,20 @@ class Embedder:
         self.max_length = max_length
         self.long_text: LongTextPolicy = long_text
         self.text_tokenizer = TextTokenizer(tokenizer, max_length, padding_side)
+        self.calibration_source = calibration
+        self.calibration_profile: CalibrationProfile | None = None
+        self.forward_passes = 0
+        self._set_recipe(recipe, layers)
+
+    def _set_recipe(self, recipe: str | Recipe, layers: LayerSpec | None) -> None:
         base = get_recipe(recipe)
         self.recipe = base.with_layers(layers) if layers is not None else base
-        self.plan = PassPlan(self.recipe.resolve(self.num_layers), self.num_layers)
-        self.forward_passes = 0
+        auto = None
+        if self.recipe.needs_calibration:
+            if self.calibration_profile is None:
+                self.calibration_profile = obtain_profile(self, self.calibration_source)
+            auto = auto_layers(self.calibration_profile, self.recipe)
+        self.plan = PassPlan(self.recipe.resolve(self.num_layers, auto), self.num_layers)
 
     @classmethod
     def from_pretrained(
@@ -120,6 +137,7 @@ class Embedder:
         padding_side: PaddingSide = "right",
         trust_remote_code: bool = False,
         model_kwargs: dict[str, Any] | None = None,
+        calibration: ProfileSource = None,
     ) -> Embedder:
         """Load a model and build an embedder.
 
@@ -136,6 +154,7 @@ class Embedder:
             padding_side: See the class docstring.
             trust_remote_code: Allow a checkpoint's own Python code (off by default).
             model_kwargs: Extra arguments for `transformers.AutoModel.from_pretrained`.
+            calibration: See the class docstring.
         """
         source: ModelSource = resolve_model_folder(model)
         target = _pick_device(device)
@@ -155,17 +174,63 @@ class Embedder:
             long_text=long_text,
             padding_side=padding_side,
             name=os.fspath(model),
+            calibration=calibration,
         )
 
     def with_recipe(self, recipe: str | Recipe, layers: LayerSpec | None = None) -> Embedder:
         """Return an embedder with another recipe that shares this one's model and settings."""
         other = object.__new__(Embedder)
         other.__dict__.update(self.__dict__)
-        base = get_recipe(recipe)
-        other.recipe = base.with_layers(layers) if layers is not None else base
-        other.plan = PassPlan(other.recipe.resolve(self.num_layers), self.num_layers)
         other.forward_passes = 0
+        other._set_recipe(recipe, layers)
         return other
+
+    def calibrate(
+        self,
+        texts: Iterable[str] | None = None,
+        n: int | None = None,
+        *,
+        save: bool = True,
+        path: str | os.PathLike[str] | None = None,
+        prompts: str = "text",
+        max_tokens: int | None = 96,
+        resamples: int = 20,
+        batch_size: int = 16,
+    ) -> CalibrationProfile:
+        """Choose this model's layers by intrinsic dimension, and use them from now on.
+
+        Runs the model over the calibration texts once per prompt of the
+        calibration prompts, estimates the ID of the last-token residual after
+        each layer (TwoNN), and applies the selection rule. The profile replaces
+        this embedder's current one, so `layers="auto"` recipes re-resolve.
+
+        Args:
+            texts: Your own texts (at least 200 recommended); the bundled corpus when None.
+            n: Use only the first `n` texts.
+            save: Write the profile (to `path`, else to the model's default
+                profile file, which later `layers="auto"` loads).
+            path: Where to save it.
+            prompts: `"text"` (the plain texts, one pass) or `"per-preset"` (each
+                calibrated preset's own prompt, one pass per distinct prompt).
+            max_tokens: Token budget per text (cost is about N x max_tokens); None for `max_length`.
+            resamples: Subsamples for the stability of the choice.
+            batch_size: Sequences per forward pass.
+
+        Returns:
+            The profile (curves, chosen layers per preset, corpus, model identity, timing).
+        """
+        from vaembed.calibration.profile import default_profile_path
+        from vaembed.calibration.run import model_identity
+
+        profile = calibrate(
+            self, texts, n=n, prompts=prompts, max_tokens=max_tokens, resamples=resamples, batch_size=batch_size
+        )
+        if save:
+            profile.save(path if path is not None else default_profile_path(model_identity(self)))
+        self.calibration_profile = profile
+        if self.recipe.needs_calibration:
+            self._set_recipe(self.recipe, None)
+        return profile
 
     @property
     def device(self) -> torch.device:

@@ -31,16 +31,19 @@ class PassPlan:
     Attributes:
         recipe: The recipe with concrete layer indices.
         num_layers: The model's number of decoder layers.
-        residual_layers: Layers whose input residual state at the last token is
-            also recorded (used by layer calibration).
+        residual_layers: Layers whose output residual state at the last token
+            is also recorded, before any final norm (used by layer calibration).
         early_exit: Stop the pass after the last layer the readout needs (the
             vectors are bit-identical to those of the full pass).
+        keep_layers: Also keep each read layer's pooled vectors apart (in
+            `ForwardPass.per_layer`), as a layer sweep needs.
     """
 
     recipe: ResolvedRecipe
     num_layers: int
     residual_layers: tuple[int, ...] = ()
     early_exit: bool = True
+    keep_layers: bool = False
 
     @property
     def reads_final_hidden(self) -> bool:
@@ -98,6 +101,7 @@ class ForwardPass:
         self.placeholder_index = placeholder_index
         self.total: torch.Tensor | None = None
         self.residuals: dict[int, torch.Tensor] = {}
+        self.per_layer: dict[int, torch.Tensor] = {}
         recipe = plan.recipe
         self._read_layers = frozenset(recipe.layers)
         self._reroute = frozenset(recipe.reroute_layers)
@@ -116,7 +120,7 @@ class ForwardPass:
         if readout.source == "value" and layer in self._read_layers:
             batch, heads, length, size = value.shape
             per_token = value.transpose(1, 2).reshape(batch, length, heads * size)
-            self._add(pool_tokens(per_token, readout.pool, self.pool_weights, self.last_index))
+            self._add(layer, pool_tokens(per_token, readout.pool, self.pool_weights, self.last_index))
 
     def on_mixed(self, layer: int, mixed: torch.Tensor, o_proj: torch.nn.Module) -> None:
         """Record per-head weighted values `u` of shape (B, T, H, d); stop if done.
@@ -130,26 +134,27 @@ class ForwardPass:
             pooled = pool_tokens(mixed.reshape(batch, length, -1), readout.pool, self.pool_weights, self.last_index)
             if readout.source == "attention":
                 pooled = o_proj(pooled.to(mixed.dtype)).float()
-            self._add(pooled)
+            self._add(layer, pooled)
         if layer == self._stop_after and readout.source != "hidden":
             raise StopForward
 
     # -- what the decoder-layer hooks ask -----------------------------------------
     def on_layer_input(self, layer: int, hidden: torch.Tensor) -> torch.Tensor:
-        """Record or overwrite a layer's input residual stream (B, T, D); return it."""
+        """Overwrite a layer's input residual stream (B, T, D) for token prepending; return it."""
         rows = torch.arange(hidden.shape[0], device=hidden.device)
-        if layer in self._residual:
-            self.residuals[layer] = hidden[rows, self.last_index].float()
         if layer in self._prepend and self.placeholder_index is not None:
             hidden = hidden.clone()
             hidden[rows, self.placeholder_index] = hidden[rows, self.last_index]
         return hidden
 
     def on_layer_output(self, layer: int, hidden: torch.Tensor) -> None:
-        """Record an intermediate layer's output for a hidden readout; stop if done."""
+        """Record a layer's output (residuals; hidden readouts of intermediate layers); stop if done."""
+        if layer in self._residual:
+            rows = torch.arange(hidden.shape[0], device=hidden.device)
+            self.residuals[layer] = hidden[rows, self.last_index].float()
         readout = self.plan.recipe.readout
         if readout.source == "hidden" and layer in self._read_layers and layer < self.plan.num_layers - 1:
-            self._add(pool_tokens(hidden, readout.pool, self.pool_weights, self.last_index))
+            self._add(layer, pool_tokens(hidden, readout.pool, self.pool_weights, self.last_index))
         if layer == self._stop_after:
             raise StopForward
 
@@ -158,7 +163,8 @@ class ForwardPass:
         """Record the model's final normed hidden states (B, T, D)."""
         readout = self.plan.recipe.readout
         if self.plan.reads_final_hidden:
-            self._add(pool_tokens(hidden, readout.pool, self.pool_weights, self.last_index))
+            pooled = pool_tokens(hidden, readout.pool, self.pool_weights, self.last_index)
+            self._add(self.plan.num_layers - 1, pooled)
 
     def result(self) -> torch.Tensor:
         """Return the readout averaged over its layers, shape (B, dim)."""
@@ -166,5 +172,7 @@ class ForwardPass:
             raise RuntimeError("The forward pass captured nothing; is the model supported?")
         return self.total / len(self.plan.recipe.layers)
 
-    def _add(self, pooled: torch.Tensor) -> None:
+    def _add(self, layer: int, pooled: torch.Tensor) -> None:
+        if self.plan.keep_layers:
+            self.per_layer[layer] = pooled
         self.total = pooled if self.total is None else self.total + pooled

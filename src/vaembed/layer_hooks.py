@@ -2,9 +2,9 @@
 
 They are installed once per model and do nothing unless the layer call carries
 a `ForwardPass` in its keyword arguments, so plain use of the model is
-untouched. The pre-hook lets the pass read or overwrite the residual stream
-entering a layer (calibration, token prepending); the forward hook reads a
-layer's output (hidden readouts of intermediate layers, early exit).
+untouched. The pre-hook lets the pass overwrite the residual stream entering a
+layer (token prepending); the forward hook reads a layer's output (residuals
+for calibration, hidden readouts of intermediate layers, early exit).
 """
 
 from __future__ import annotations

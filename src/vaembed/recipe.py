@@ -2,7 +2,9 @@
 
 A recipe is model-independent: its layer sets are specs ("final", "fallback",
 "early", explicit indices) that `Recipe.resolve` turns into concrete layer
-indices for a model with a given depth.
+indices for a model with a given depth. The spec "auto" stands for the layers a
+calibration profile chose for the model; `Recipe.resolve` takes them as an
+argument (the `Embedder` finds or computes the profile).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = [
     "ResolvedRecipe",
     "PRESET_RECIPES",
     "LayerSpec",
+    "AUTO",
     "resolve_layers",
     "get_recipe",
 ]
@@ -30,6 +33,9 @@ __all__ = [
 Source = Literal["hidden", "value", "mixed", "attention"]
 Pool = Literal["mean", "last", "hybrid"]
 LayerSpec = str | int | Sequence[int]
+
+AUTO = "auto"
+"""The layer spec filled by layer calibration."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,7 @@ class Recipe:
     Attributes:
         prompt: The prompt template (role-aware).
         readout: How the pass is read.
-        layers: Readout layers: `"final"`, `"fallback"` (`[L//2, L)`), or indices.
+        layers: Readout layers: `"auto"` (calibrated), `"final"`, `"fallback"` (`[L//2, L)`), or indices.
         intervention: A change to the forward pass, or None.
         name: A label for reports.
     """
@@ -125,25 +131,62 @@ class Recipe:
         """Return a copy whose calibrated layer set is `layers`.
 
         For a KV-rerouting recipe whose readout is final, that is the rerouted
-        layer set; otherwise it is the readout's layer set.
+        layer set; otherwise it is the readout's layer set. Any iterable of
+        indices is accepted (a layer sweep's result, for one).
         """
+        if not isinstance(layers, (str, int)):
+            layers = tuple(layers)
         if isinstance(self.intervention, KVReroute) and self.layers == "final":
             return replace(self, intervention=replace(self.intervention, layers=layers))
         return replace(self, layers=layers)
 
-    def resolve(self, num_layers: int) -> ResolvedRecipe:
-        """Turn the layer specs into indices for a model with `num_layers` layers."""
-        resolved = ResolvedRecipe(self.prompt, self.readout, resolve_layers(self.layers, num_layers))
+    @property
+    def calibrated_layers(self) -> LayerSpec:
+        """The layer set calibration chooses: the rerouted layers for a KV recipe with a final readout."""
+        if isinstance(self.intervention, KVReroute) and self.layers == "final":
+            return self.intervention.layers
+        return self.layers
+
+    @property
+    def needs_calibration(self) -> bool:
+        """Whether a layer set is `"auto"`."""
+        specs = [self.layers]
+        if isinstance(self.intervention, (KVReroute, TokenPrepending)):
+            specs.append(self.intervention.layers)
+        return any(isinstance(spec, str) and spec == AUTO for spec in specs)
+
+    def resolve(self, num_layers: int, auto_layers: Sequence[int] | None = None) -> ResolvedRecipe:
+        """Turn the layer specs into indices for a model with `num_layers` layers.
+
+        Args:
+            num_layers: The model's number of decoder layers.
+            auto_layers: The calibrated layers that stand for `"auto"`.
+
+        Raises:
+            ValueError: A spec is invalid, or is `"auto"` and `auto_layers` is None.
+        """
+
+        def indices(spec: LayerSpec) -> tuple[int, ...]:
+            if isinstance(spec, str) and spec == AUTO:
+                if auto_layers is None:
+                    raise ValueError(
+                        f"Recipe {self.name!r} uses layers='auto', which a calibration profile fills: "
+                        "build an Embedder (it calibrates once and caches the profile) or pass explicit layers"
+                    )
+                return resolve_layers(list(auto_layers), num_layers)
+            return resolve_layers(spec, num_layers)
+
+        resolved = ResolvedRecipe(self.prompt, self.readout, indices(self.layers))
         if isinstance(self.intervention, KVReroute):
             bias = float(self.intervention.bias)
             if math.isnan(bias) or bias == math.inf:
                 raise ValueError(f"KVReroute bias must be finite or -inf, not {bias}")
-            layers = resolve_layers(self.intervention.layers, num_layers)
+            layers = indices(self.intervention.layers)
             return replace(resolved, reroute_layers=layers, reroute_bias=bias)
         if isinstance(self.intervention, TokenPrepending):
             if self.prompt.placeholder is None:
                 raise ValueError("TokenPrepending needs a prompt with a placeholder")
-            return replace(resolved, prepend_layers=resolve_layers(self.intervention.layers, num_layers))
+            return replace(resolved, prepend_layers=indices(self.intervention.layers))
         if self.intervention is not None:
             raise TypeError(f"Unknown intervention {self.intervention!r}")
         return resolved
@@ -175,6 +218,8 @@ def resolve_layers(spec: LayerSpec, num_layers: int) -> tuple[int, ...]:
             "kv-fallback": tuple(range(half, min(num_layers, half + window_width(num_layers)))),
             "early": tuple(range(max(1, round(0.25 * num_layers)))),
         }
+        if spec == AUTO:
+            raise ValueError("layers='auto' needs a calibration profile; Recipe.resolve takes its layers")
         if spec not in named:
             raise ValueError(
                 f"Unknown layer spec {spec!r}; use one of {sorted(named)}, a layer index or a list of indices"
@@ -201,13 +246,14 @@ PRESET_RECIPES: dict[str, Recipe] = {
     "token-prepending": Recipe(
         PROMPTS["token-prepending"], READOUTS["hidden_last"], "final", TokenPrepending(), name="token-prepending"
     ),
-    "va": Recipe(PROMPTS["none"], READOUTS["value_mean"], "fallback", name="va"),
-    "wva": Recipe(PROMPTS["none"], READOUTS["value_weighted"], "fallback", name="wva"),
-    "aligned-wva": Recipe(PROMPTS["prompteol"], READOUTS["attention_last"], "fallback", name="aligned-wva"),
-    "kv": Recipe(PROMPTS["compress"], READOUTS["hidden_hybrid"], "final", KVReroute(), name="kv"),
+    "va": Recipe(PROMPTS["none"], READOUTS["value_mean"], AUTO, name="va"),
+    "wva": Recipe(PROMPTS["none"], READOUTS["value_weighted"], AUTO, name="wva"),
+    "aligned-wva": Recipe(PROMPTS["prompteol"], READOUTS["attention_last"], AUTO, name="aligned-wva"),
+    "kv": Recipe(PROMPTS["compress"], READOUTS["hidden_hybrid"], "final", KVReroute(layers=AUTO), name="kv"),
 }
 
-#: Presets whose layer set is chosen by calibration (the fallback window until then).
+#: Presets whose layer set is chosen by calibration (`layers="auto"`). Without a
+#: profile, "fallback" ([L//2, L)) and "kv-fallback" are the METHODS fallbacks.
 CALIBRATED_PRESETS = ("va", "wva", "aligned-wva", "kv")
 
 

@@ -1,0 +1,80 @@
+"""`layers="auto"`: find the model's calibration profile, or calibrate once and save it.
+
+Where the profile comes from decides what happens to a bad one:
+
+- nothing given: the default file `<cache>/profiles/<model>-<hash>.json`. If it
+  is missing it is computed and saved; if it is unreadable, for another model
+  or from an incompatible version, a warning names the problem and it is
+  recomputed and overwritten.
+- a path given: a valid file is used; a missing one is computed and saved
+  there; any other problem raises `ProfileError`.
+- a `CalibrationProfile` given: used if it matches the model, else `ProfileError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vaembed.calibration.profile import CalibrationProfile, ProfileError, default_profile_path
+from vaembed.calibration.run import TEXT_PROMPT, calibrate, model_identity, prompt_name
+from vaembed.recipe import PRESET_RECIPES, Recipe
+
+if TYPE_CHECKING:
+    from vaembed.embedder import Embedder
+
+__all__ = ["ProfileSource", "auto_layers", "obtain_profile"]
+
+logger = logging.getLogger(__name__)
+
+ProfileSource = CalibrationProfile | str | os.PathLike[str] | None
+
+
+def _calibrate_and_save(embedder: Embedder, path: Path) -> CalibrationProfile:
+    logger.warning("Calibrating layers for %s (once; the profile is saved to %s)", embedder.name, path)
+    profile = calibrate(embedder)
+    profile.save(path)
+    return profile
+
+
+def obtain_profile(embedder: Embedder, source: ProfileSource = None) -> CalibrationProfile:
+    """Return a calibration profile for the embedder's model (see the module docstring).
+
+    Raises:
+        ProfileError: An explicitly given profile or file cannot be used.
+    """
+    identity = model_identity(embedder)
+    if isinstance(source, CalibrationProfile):
+        source.check(identity)
+        return source
+    if source is not None:
+        path = Path(source)
+        if not path.exists():
+            return _calibrate_and_save(embedder, path)
+        return CalibrationProfile.load(path, identity)
+    path = default_profile_path(identity)
+    if path.exists():
+        try:
+            return CalibrationProfile.load(path, identity)
+        except ProfileError as error:
+            warnings.warn(f"{error}; recalibrating", stacklevel=3)
+    return _calibrate_and_save(embedder, path)
+
+
+def auto_layers(profile: CalibrationProfile, recipe: Recipe) -> tuple[int, ...]:
+    """The calibrated layers that stand for `"auto"` in `recipe`.
+
+    A preset uses the profile's choice for it. Another recipe uses the choice
+    for its prompt when the profile calibrated that prompt, else the choice for
+    the plain text.
+    """
+    preset = PRESET_RECIPES.get(recipe.name)
+    if recipe.name in profile.presets and preset is not None and preset.prompt == recipe.prompt:
+        return profile.presets[recipe.name]
+    layers = profile.layers_for(prompt_name(recipe.prompt)) or profile.layers_for(TEXT_PROMPT)
+    if layers is None:  # a profile from `from_dict` always has the text prompt, but stay explicit
+        raise ValueError(f"The calibration profile of {profile.model.name} has no plain-text calibration")
+    return layers

@@ -1,0 +1,209 @@
+"""Running layer calibration on an embedder: residuals per layer, ID curves, chosen layers.
+
+Every calibration text (cut to `max_tokens` tokens, 96 by default, which
+bounds the cost at N x 96 tokens) is run through the embedder's own forward
+pass, which records the last token's residual state after each layer. Each
+layer's point cloud gets a TwoNN intrinsic dimension; the selection rule
+(`selection.py`), repeated on subsamples of the texts, picks the layers.
+
+Which prompt wraps the texts is a decision kept open (`prompts`):
+
+- `"text"` (default, METHODS step 2 as written): the plain texts, one pass;
+  every calibrated preset gets that choice.
+- `"per-preset"`: one pass per distinct prompt of the calibrated presets (the
+  plain text for `va` and `wva`, PromptEOL for `aligned-wva`, the compression
+  prompt for `kv`); each preset gets its own prompt's choice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import torch
+
+from vaembed.calibration.corpus import RECOMMENDED_MINIMUM, CalibrationCorpus, bundled_corpus, user_corpus
+from vaembed.calibration.profile import CalibrationProfile, ModelIdentity, PromptCalibration, config_hash
+from vaembed.calibration.selection import SUBSAMPLE_FRACTION, stable_selection
+from vaembed.calibration.twonn import id_curve
+from vaembed.forward_pass import PassPlan
+from vaembed.prompts import PROMPTS, Prompt
+from vaembed.recipe import CALIBRATED_PRESETS, PRESET_RECIPES, READOUTS, ResolvedRecipe
+from vaembed.tokenization import TextTokenizer
+
+if TYPE_CHECKING:
+    from vaembed.embedder import Embedder
+
+__all__ = ["calibrate", "calibrate_prompts", "collect_residuals", "model_identity", "prompt_name"]
+
+logger = logging.getLogger(__name__)
+
+SKIP_FRACTION = 0.2
+DISCARD_FRACTION = 0.1
+DEFAULT_MAX_TOKENS = 96
+TEXT_PROMPT = "none"
+PromptMode = Literal["text", "per-preset"]
+
+
+def prompt_name(prompt: Prompt) -> str:
+    """The prompt's name in `PROMPTS`, or `custom-<hash>` for another prompt."""
+    for name, known in PROMPTS.items():
+        if known == prompt:
+            return name
+    return "custom-" + hashlib.sha256(repr(prompt).encode()).hexdigest()[:12]
+
+
+def model_identity(embedder: Embedder) -> ModelIdentity:
+    """The identity a profile of this embedder's model carries."""
+    return ModelIdentity(str(embedder.name), config_hash(embedder.model.config), embedder.num_layers)
+
+
+def collect_residuals(
+    embedder: Embedder,
+    texts: Sequence[str],
+    prompt: Prompt,
+    *,
+    max_tokens: int | None = DEFAULT_MAX_TOKENS,
+    batch_size: int = 16,
+) -> list[np.ndarray]:
+    """Last-token residual state after each layer, for each text wrapped in `prompt`.
+
+    Args:
+        embedder: Supplies the model, tokenizer and forward pass.
+        texts: The calibration texts.
+        prompt: The template each text is wrapped in (as a document).
+        max_tokens: Texts are cut so each input has at most this many tokens
+            (prompt included); None uses the embedder's `max_length`.
+        batch_size: Sequences per forward pass.
+
+    Returns:
+        One float32 array of shape (len(texts), hidden size) per layer.
+    """
+    limit = embedder.max_length if max_tokens is None else min(int(max_tokens), embedder.max_length)
+    tokenizer = TextTokenizer(embedder.tokenizer, limit, embedder.text_tokenizer.padding_side)
+    sequences, _ = tokenizer.encode(list(texts), prompt, "document", "truncate")
+    num_layers = embedder.num_layers
+    recipe = ResolvedRecipe(prompt, READOUTS["hidden_last"], (0,))
+    plan = PassPlan(recipe, num_layers, residual_layers=tuple(range(num_layers)))
+    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i].ids))
+    hidden = int(embedder.model.config.hidden_size)
+    out = [np.empty((len(sequences), hidden), dtype=np.float32) for _ in range(num_layers)]
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        state = embedder.run_pass([sequences[i] for i in chosen], plan)
+        for layer in range(num_layers):
+            values = state.residuals[layer].to(torch.float32).cpu().numpy()
+            if not np.isfinite(values).all():
+                raise FloatingPointError(f"The model produced NaN or Inf at layer {layer} during calibration")
+            out[layer][chosen] = values
+    return out
+
+
+def calibrate_prompts(
+    embedder: Embedder,
+    texts: Sequence[str],
+    prompts: dict[str, Prompt],
+    *,
+    max_tokens: int | None = DEFAULT_MAX_TOKENS,
+    resamples: int = 20,
+    seed: int = 0,
+    batch_size: int = 16,
+) -> dict[str, PromptCalibration]:
+    """Calibrate each named prompt on `texts` (see the module docstring)."""
+    found = {}
+    for name, prompt in prompts.items():
+        states = collect_residuals(embedder, texts, prompt, max_tokens=max_tokens, batch_size=batch_size)
+        stable = stable_selection(states, resamples=resamples, seed=seed, skip_fraction=SKIP_FRACTION)
+        plain = id_curve(states, DISCARD_FRACTION, corrected=False)
+        found[name] = PromptCalibration(
+            curve=stable.curve,
+            plain_curve=tuple(float(v) for v in plain),
+            curve_std=stable.curve_std,
+            layers=stable.layers,
+            frequency=stable.frequency,
+        )
+        logger.info(
+            "calibrated prompt %s: layers %s (%.0f%% of subsamples)", name, stable.layers, 100 * stable.frequency
+        )
+    return found
+
+
+def preset_prompts(mode: PromptMode) -> dict[str, str]:
+    """Map each calibrated preset to the name of the prompt it is calibrated with."""
+    if mode == "text":
+        return dict.fromkeys(CALIBRATED_PRESETS, TEXT_PROMPT)
+    return {preset: prompt_name(PRESET_RECIPES[preset].prompt) for preset in CALIBRATED_PRESETS}
+
+
+def calibrate(
+    embedder: Embedder,
+    texts: Iterable[str] | None = None,
+    *,
+    n: int | None = None,
+    prompts: PromptMode = "text",
+    max_tokens: int | None = DEFAULT_MAX_TOKENS,
+    resamples: int = 20,
+    seed: int = 0,
+    batch_size: int = 16,
+) -> CalibrationProfile:
+    """Calibrate the layers of every calibrated preset for this model.
+
+    Args:
+        embedder: The embedder whose model is calibrated.
+        texts: The calibration texts (duplicates dropped); the bundled corpus when None.
+        n: Use only the first `n` texts.
+        prompts: `"text"` or `"per-preset"` (see the module docstring).
+        max_tokens: Token budget per text; None for the embedder's `max_length`.
+        resamples: Subsamples for the stability of the choice.
+        seed: Seed of the subsampling.
+        batch_size: Sequences per forward pass.
+
+    Raises:
+        TypeError: A text is not a str.
+        ValueError: Fewer than 3 distinct texts, a bad `n`, `prompts` or `max_tokens`.
+    """
+    if prompts not in ("text", "per-preset"):
+        raise ValueError(f"prompts must be 'text' or 'per-preset', not {prompts!r}")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 2):
+        raise ValueError(f"max_tokens must be an int >= 2 or None, not {max_tokens!r}")
+    corpus: CalibrationCorpus = (bundled_corpus() if texts is None else user_corpus(texts)).head(n)
+    if len(corpus.texts) < 3:
+        raise ValueError(f"calibration needs at least 3 distinct texts, got {len(corpus.texts)}")
+    if len(corpus.texts) < RECOMMENDED_MINIMUM:
+        warnings.warn(
+            f"calibrating on {len(corpus.texts)} texts; at least {RECOMMENDED_MINIMUM} give stable layer choices",
+            stacklevel=2,
+        )
+    by_preset = preset_prompts(prompts)
+    chosen = {name: PROMPTS[name] if name in PROMPTS else PRESET_RECIPES[preset].prompt
+              for preset, name in by_preset.items()}  # fmt: skip
+    start = time.perf_counter()
+    found = calibrate_prompts(
+        embedder, corpus.texts, chosen, max_tokens=max_tokens, resamples=resamples, seed=seed, batch_size=batch_size
+    )
+    seconds = time.perf_counter() - start
+    estimator = {
+        "name": "twonn",
+        "residual": "last token, after each layer",
+        "prompts": prompts,
+        "max_tokens": max_tokens,
+        "discard_fraction": DISCARD_FRACTION,
+        "finite_sample_correction": "sphere reference",
+        "skip_fraction": SKIP_FRACTION,
+        "resamples": resamples,
+        "subsample_fraction": SUBSAMPLE_FRACTION,
+        "seed": seed,
+    }
+    return CalibrationProfile(
+        model=model_identity(embedder),
+        corpus=corpus.describe(),
+        estimator=estimator,
+        prompts=found,
+        presets={preset: found[name].layers for preset, name in by_preset.items()},
+        seconds=round(seconds, 3),
+    )
