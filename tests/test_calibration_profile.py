@@ -20,7 +20,7 @@ from vaembed.recipe import PRESET_RECIPES, get_recipe, resolve_layers
 from vaembed.version import __version__
 
 N_TEXTS = 60
-BATCH = 16
+BATCH = 8
 
 
 @pytest.fixture(autouse=True)
@@ -156,6 +156,8 @@ def corrupt_variants(profile: CalibrationProfile) -> dict[str, str]:
     data = profile.to_dict()
     other_model = json.loads(json.dumps(data))
     other_model["model"]["config_hash"] = "0" * 64
+    other_weights = json.loads(json.dumps(data))
+    other_weights["model"]["weights_hash"] = "0" * 64
     old_version = json.loads(json.dumps(data))
     old_version["library_version"] = "0.0.9" if not __version__.startswith("0.0") else "9.9.0"
     bad_layers = json.loads(json.dumps(data))
@@ -166,6 +168,7 @@ def corrupt_variants(profile: CalibrationProfile) -> dict[str, str]:
         "not json": "{ this is not json",
         "truncated": json.dumps(data)[:-40],
         "another model": json.dumps(other_model),
+        "other weights": json.dumps(other_weights),
         "incompatible version": json.dumps(old_version),
         "layer out of range": json.dumps(bad_layers),
         "null in curve": json.dumps(nan_curve),
@@ -175,8 +178,8 @@ def corrupt_variants(profile: CalibrationProfile) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "kind",
-    ["not json", "truncated", "another model", "incompatible version", "layer out of range", "null in curve",
-     "other format"],
+    ["not json", "truncated", "another model", "other weights", "incompatible version", "layer out of range",
+     "null in curve", "other format"],
 )  # fmt: skip
 def test_bad_default_profile_is_recomputed_with_a_warning(base, profile, kind):
     path = default_profile_path(model_identity(base))
@@ -233,6 +236,25 @@ def test_auto_calibrates_once_then_reuses_the_saved_profile(base, fresh_cache):
     assert kv.plan.recipe.layers == (base.num_layers - 1,)
     wva = second.with_recipe("wva")
     assert wva.plan.recipe.layers == first.calibration_profile.presets["wva"]
+
+
+def test_profile_follows_the_weights_not_the_name_or_dtype(base, tiny_llama):
+    from transformers import LlamaModel
+
+    first = Embedder(base.model, base.tokenizer, "va", name="tiny-llama")
+    renamed = Embedder(base.model, base.tokenizer, "va", name="/some/other/path")
+    assert renamed.forward_passes == 0 and renamed.calibration_profile == first.calibration_profile
+    model, tokenizer = tiny_llama
+    half = LlamaModel(model.config).to(torch.bfloat16).eval()
+    half.load_state_dict(model.state_dict())
+    assert Embedder(half, tokenizer, "va").forward_passes == 0
+    torch.manual_seed(1)
+    other_weights = LlamaModel(model.config).eval()
+    assert (
+        model_identity(Embedder(other_weights, tokenizer, "hs-mean")).config_hash
+        == first.calibration_profile.model.config_hash
+    )
+    assert Embedder(other_weights, tokenizer, "va").forward_passes > 0
 
 
 def test_a_given_profile_sets_the_layers(base, profile):

@@ -70,7 +70,27 @@ def test_real_model_is_batch_invariant_and_finite(real_embedder):
 
 @pytest.mark.parametrize("policy", ["truncate", "chunk"])
 def test_real_model_long_inputs(real_embedder, policy):
+    real_embedder.with_recipe("kv")  # the session's profile exists from here on
     embedder = Embedder(real_embedder.model, real_embedder.tokenizer, "kv", max_length=128, long_text=policy)
+    assert embedder.forward_passes == 0  # found the session's profile: same weights, another name
     long_text = " ".join(t[0] for t in TRIPLES) * 3
     vector = embedder.encode(long_text)
     assert np.isfinite(vector).all() and vector.shape == (576,)
+
+
+def test_default_model_calibration(real_embedder):
+    import math
+
+    va = real_embedder.with_recipe("va")  # calibrates once into the session cache (or reuses the profile)
+    profile = va.calibration_profile
+    num_layers = real_embedder.num_layers
+    calibration = profile.prompts["none"]
+    print(f"\ncalibration: {profile.seconds:.1f} s on {profile.corpus['texts']} texts; layers {calibration.layers}")
+    print("ID curve:", " ".join(f"{v:.1f}" for v in calibration.curve))
+    assert len(calibration.curve) == num_layers and all(math.isfinite(v) for v in calibration.curve)
+    assert profile.corpus["name"] == "bundled" and profile.corpus["texts"] >= 300
+    for preset, layers in profile.presets.items():
+        assert min(layers) >= math.ceil(0.2 * num_layers), (preset, layers)
+        assert len(layers) == max(2, round(0.1 * num_layers))
+    assert va.plan.recipe.layers == profile.presets["va"]
+    assert real_embedder.with_recipe("kv").plan.recipe.reroute_layers == profile.presets["kv"]

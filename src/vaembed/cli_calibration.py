@@ -23,7 +23,7 @@ from vaembed.cli_support import CommandError, load_embedder, positive_int, read_
 from vaembed.recipe import PRESET_RECIPES, get_recipe
 from vaembed.registry import DEFAULT_MODEL
 
-__all__ = ["add_calibration_commands", "run_calibrate", "run_sweep", "DEFAULT_SWEEP_RECIPES"]
+__all__ = ["add_calibration_commands", "read_calibration_texts", "run_calibrate", "run_sweep", "DEFAULT_SWEEP_RECIPES"]
 
 DEFAULT_SWEEP_RECIPES = ("hs-mean", "va", "wva", "aligned-wva")
 #: Loads the model without triggering calibration (its layers are fixed).
@@ -38,7 +38,9 @@ def add_calibration_commands(commands: Any) -> None:
     """Add the `calibrate` and `sweep` subcommands to an argparse subparsers object."""
     calibrate = commands.add_parser("calibrate", help="choose layers by intrinsic dimension; plot the ID curve")
     calibrate.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"model (default {DEFAULT_MODEL})")
-    calibrate.add_argument("--texts", help="your texts, one per line (default: the bundled CC0 corpus)")
+    calibrate.add_argument(
+        "--texts", help='your texts: one per line, or a .jsonl of strings / {"text": ...} (default: bundled corpus)'
+    )
     calibrate.add_argument("--n", type=positive_int, help="use only the first N texts")
     calibrate.add_argument(
         "--prompts", choices=("text", "per-preset"), default="text", help="what the texts are wrapped in (default text)"
@@ -63,6 +65,29 @@ def add_calibration_commands(commands: Any) -> None:
     sweep.add_argument("--json", help="also write the results as JSON here")
 
 
+def read_calibration_texts(source: str) -> list[str]:
+    """Texts from a `.jsonl` file (a JSON string or an object with "text" per line), else one per line.
+
+    Raises:
+        CommandError: The file is missing, or a JSON line is invalid (its number is named).
+    """
+    if not source.lower().endswith(".jsonl"):
+        return [text for text in read_texts(source) if text.strip()]
+    texts = []
+    for number, line in enumerate(read_texts(source), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise CommandError(f"{source} line {number}: invalid JSON ({error.msg})") from None
+        text = row.get("text") if isinstance(row, dict) else row
+        if not isinstance(text, str):
+            raise CommandError(f'{source} line {number}: expected a JSON string or an object with a "text" string')
+        texts.append(text)
+    return texts
+
+
 def _curve_table(calibration: PromptCalibration) -> str:
     lines = [f"{'layer':>5}  {'ID':>7}  {'+-':>5}  {'plain':>7}  chosen"]
     for layer, (value, spread, plain) in enumerate(
@@ -77,7 +102,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     """Calibrate, print the curves and chosen layers, save the profile, write the plots."""
     from vaembed.plots import plot_id_curve
 
-    texts = read_texts(args.texts) if args.texts is not None else None
+    texts = read_calibration_texts(args.texts) if args.texts is not None else None
     if args.profile is not None and args.no_save:
         raise CommandError("--profile and --no-save contradict each other")
     embedder = load_embedder(args.model, _LOAD_RECIPE)

@@ -195,7 +195,7 @@ class Embedder:
         prompts: str = "text",
         max_tokens: int | None = 96,
         resamples: int = 20,
-        batch_size: int = 16,
+        batch_size: int = 8,
     ) -> CalibrationProfile:
         """Choose this model's layers by intrinsic dimension, and use them from now on.
 

@@ -1,9 +1,11 @@
 """Calibration profiles: what layer calibration found for one model, as a JSON file.
 
-A profile records the model's identity (its name and a hash of its config),
+A profile records the model's identity (hashes of its config and of a sample
+of its weights, plus its name for reading),
 the calibration corpus, the estimator settings, one intrinsic-dimension curve
 per prompt, and the chosen layers per preset. Profiles live in
-`<cache>/profiles/`, one file per model identity, and are written atomically
+`<cache>/profiles/`, one file per model identity (so the same weights loaded
+under another name or dtype find the same file), and are written atomically
 (a temporary file in the same folder, then `os.replace`). A file that cannot be
 read, belongs to another model, or comes from an incompatible library version
 is never used: `ProfileError` says why.
@@ -21,6 +23,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from vaembed.loading import cache_dir
 from vaembed.version import __version__
 
@@ -32,6 +36,7 @@ __all__ = [
     "ProfileError",
     "config_hash",
     "default_profile_path",
+    "weights_hash",
 ]
 
 PROFILE_FORMAT = 1
@@ -60,21 +65,50 @@ def config_hash(config: Any) -> str:
 class ModelIdentity:
     """Which model a profile belongs to.
 
+    Two identities match when their family, config hash, weights hash and depth
+    agree; the name is for reading only.
+
     Attributes:
         name: The model's name (preset, path or hub id).
+        family: The config's `model_type`.
         config_hash: `config_hash` of its config.
+        weights_hash: `weights_hash` of its weights.
         num_layers: Its number of decoder layers.
     """
 
     name: str
+    family: str
     config_hash: str
+    weights_hash: str
     num_layers: int
+
+    def matches(self, other: ModelIdentity) -> bool:
+        """Whether both identities describe the same model (names aside)."""
+        mine = (self.family, self.config_hash, self.weights_hash, self.num_layers)
+        return mine == (other.family, other.config_hash, other.weights_hash, other.num_layers)
+
+
+def weights_hash(model: torch.nn.Module, sample: int = 4096) -> str:
+    """SHA-256 of a sample of the weights, rounded to bfloat16 (so float32 and bfloat16 loads agree).
+
+    The sample is the first `sample` values of the input embeddings and of every
+    decoder layer's first parameter, which tells fine-tunes of one architecture apart.
+    """
+    digest = hashlib.sha256()
+    tensors = [model.get_input_embeddings().weight]
+    tensors += [next(layer.parameters()) for layer in getattr(model, "layers", [])]
+    with torch.no_grad():
+        for tensor in tensors:
+            values = tensor.detach().reshape(-1)[:sample].to("cpu", torch.bfloat16).view(torch.int16)
+            digest.update(values.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def default_profile_path(identity: ModelIdentity) -> Path:
-    """`<cache>/profiles/<name>-<hash16>.json`, the name reduced to safe characters."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", identity.name).strip("._")[-80:] or "model"
-    return cache_dir() / "profiles" / f"{safe}-{identity.config_hash[:16]}.json"
+    """`<cache>/profiles/<family>-<hash16>.json`, the hash covering config, weights and depth."""
+    key = f"{identity.config_hash}:{identity.weights_hash}:{identity.num_layers}"
+    family = re.sub(r"[^A-Za-z0-9._-]+", "_", identity.family).strip("._") or "model"
+    return cache_dir() / "profiles" / f"{family}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
 
 @dataclass(frozen=True)
@@ -161,8 +195,9 @@ class CalibrationProfile:
                 raise TypeError(f"expected a JSON object, got {type(data).__name__}")
             if data.get("format") != PROFILE_FORMAT:
                 raise ProfileError(f"profile format {data.get('format')!r}, this library reads {PROFILE_FORMAT}")
-            model = ModelIdentity(str(data["model"]["name"]), str(data["model"]["config_hash"]),
-                                  _count(data["model"]["num_layers"]))  # fmt: skip
+            entry = data["model"]
+            model = ModelIdentity(str(entry["name"]), str(entry["family"]), str(entry["config_hash"]),
+                                  str(entry["weights_hash"]), _count(entry["num_layers"]))  # fmt: skip
             prompts = {str(name): _prompt_calibration(entry, model.num_layers)
                        for name, entry in data["prompts"].items()}  # fmt: skip
             presets = {str(name): _layers(value, model.num_layers) for name, value in data["presets"].items()}
@@ -201,11 +236,12 @@ class CalibrationProfile:
             raise ProfileError(f"written by vaembed {self.library_version}, incompatible with {__version__}")
         if expect is None:
             return
-        if self.model.config_hash != expect.config_hash or self.model.num_layers != expect.num_layers:
+        if not self.model.matches(expect):
+            mine, theirs = self.model, expect
             raise ProfileError(
-                f"made for another model ({self.model.name}, config {self.model.config_hash[:12]}, "
-                f"{self.model.num_layers} layers) than {expect.name} (config {expect.config_hash[:12]}, "
-                f"{expect.num_layers} layers)"
+                f"made for another model ({mine.name}: {mine.family}, config {mine.config_hash[:12]}, weights "
+                f"{mine.weights_hash[:12]}, {mine.num_layers} layers) than {theirs.name} ({theirs.family}, config "
+                f"{theirs.config_hash[:12]}, weights {theirs.weights_hash[:12]}, {theirs.num_layers} layers)"
             )
 
 

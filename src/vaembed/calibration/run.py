@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from vaembed.calibration.corpus import RECOMMENDED_MINIMUM, CalibrationCorpus, bundled_corpus, user_corpus
-from vaembed.calibration.profile import CalibrationProfile, ModelIdentity, PromptCalibration, config_hash
+from vaembed.calibration.profile import CalibrationProfile, ModelIdentity, PromptCalibration, config_hash, weights_hash
 from vaembed.calibration.selection import SUBSAMPLE_FRACTION, stable_selection
 from vaembed.calibration.twonn import id_curve
 from vaembed.forward_pass import PassPlan
@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 SKIP_FRACTION = 0.2
 DISCARD_FRACTION = 0.1
 DEFAULT_MAX_TOKENS = 96
+CALIBRATION_BATCH = 8
+"""Sequences per calibration pass (small batches of similar length ran fastest on CPU)."""
 TEXT_PROMPT = "none"
 PromptMode = Literal["text", "per-preset"]
 
@@ -60,7 +62,14 @@ def prompt_name(prompt: Prompt) -> str:
 
 def model_identity(embedder: Embedder) -> ModelIdentity:
     """The identity a profile of this embedder's model carries."""
-    return ModelIdentity(str(embedder.name), config_hash(embedder.model.config), embedder.num_layers)
+    model = embedder.model
+    return ModelIdentity(
+        name=str(embedder.name),
+        family=str(model.config.model_type),
+        config_hash=config_hash(model.config),
+        weights_hash=weights_hash(model),
+        num_layers=embedder.num_layers,
+    )
 
 
 def collect_residuals(
@@ -69,7 +78,7 @@ def collect_residuals(
     prompt: Prompt,
     *,
     max_tokens: int | None = DEFAULT_MAX_TOKENS,
-    batch_size: int = 16,
+    batch_size: int = CALIBRATION_BATCH,
 ) -> list[np.ndarray]:
     """Last-token residual state after each layer, for each text wrapped in `prompt`.
 
@@ -112,7 +121,7 @@ def calibrate_prompts(
     max_tokens: int | None = DEFAULT_MAX_TOKENS,
     resamples: int = 20,
     seed: int = 0,
-    batch_size: int = 16,
+    batch_size: int = CALIBRATION_BATCH,
 ) -> dict[str, PromptCalibration]:
     """Calibrate each named prompt on `texts` (see the module docstring)."""
     found = {}
@@ -149,7 +158,7 @@ def calibrate(
     max_tokens: int | None = DEFAULT_MAX_TOKENS,
     resamples: int = 20,
     seed: int = 0,
-    batch_size: int = 16,
+    batch_size: int = CALIBRATION_BATCH,
 ) -> CalibrationProfile:
     """Calibrate the layers of every calibrated preset for this model.
 
