@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vaembed.calibration import CalibrationProfile, ProfileError, load_dev_set, sweep_layers
 from vaembed.embedder import DEFAULT_RECIPE, Embedder
 from vaembed.prompts import PROMPTS, Prompt
 from vaembed.recipe import PRESET_RECIPES, READOUTS, KVReroute, Readout, Recipe, TokenPrepending
@@ -9,6 +10,10 @@ from vaembed.registry import DEFAULT_MODEL, PRESETS, PresetNotInstalledError
 from vaembed.version import __version__
 
 __all__ = [
+    "CalibrationProfile",
+    "ProfileError",
+    "load_dev_set",
+    "sweep_layers",
     "DEFAULT_MODEL",
     "DEFAULT_RECIPE",
     "Embedder",

@@ -297,7 +297,7 @@ class Embedder:
                 stacklevel=2,
             )
         vectors = self._embed_sequences(sequences, batch_size, show_progress_bar)
-        embeddings = self._combine(sequences, vectors, len(items), normalize)
+        embeddings = self.combine_chunks(sequences, vectors, len(items), normalize)
         if single:
             embeddings = embeddings[0]
         return embeddings.numpy() if convert_to_numpy else embeddings
@@ -356,7 +356,9 @@ class Embedder:
         return out
 
     @staticmethod
-    def _combine(sequences: list[TokenSequence], vectors: torch.Tensor, count: int, normalize: bool) -> torch.Tensor:
+    def combine_chunks(
+        sequences: list[TokenSequence], vectors: torch.Tensor, count: int, normalize: bool
+    ) -> torch.Tensor:
         """One vector per text: chunks are combined by a token-weighted mean.
 
         With `normalize`, chunk vectors are L2-normalised before averaging, so a

@@ -3,15 +3,28 @@
 `id_curve` estimates one intrinsic dimension per layer from per-text vectors,
 `select_layers` turns such a curve into a window of layers, and
 `stable_selection` repeats both on random subsamples of the texts to report
-how stable the choice is.
+how stable the choice is. `Embedder.calibrate` runs all of it on a model and
+returns a `CalibrationProfile`; `sweep_layers` is the supervised alternative
+on a labelled `DevSet`.
 """
 
 from __future__ import annotations
 
+from vaembed.calibration.devset import DevSet, load_dev_set
+from vaembed.calibration.profile import CalibrationProfile, ModelIdentity, ProfileError, PromptCalibration
 from vaembed.calibration.selection import DIP_RATIO, StableSelection, select_layers, stable_selection, window_width
+from vaembed.calibration.sweep import SweepResult, sweep_layers
 from vaembed.calibration.twonn import id_curve, nearest_two_distances, reference_slope, twonn_dimension
 
 __all__ = [
+    "CalibrationProfile",
+    "DevSet",
+    "ModelIdentity",
+    "ProfileError",
+    "PromptCalibration",
+    "SweepResult",
+    "load_dev_set",
+    "sweep_layers",
     "DIP_RATIO",
     "StableSelection",
     "id_curve",

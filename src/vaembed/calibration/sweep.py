@@ -268,7 +268,7 @@ def sweep_layers(
     def score(vectors: list[torch.Tensor]) -> float:
         """Score per-sequence vectors (one tensor per text group), combined per text as `encode` does."""
         combined = [
-            embedder._combine(group_sequences, group_vectors, len(texts), True)
+            embedder.combine_chunks(group_sequences, group_vectors, len(texts), True)
             for group_sequences, group_vectors, (_, texts) in zip(sequences, vectors, layout.groups, strict=True)
         ]
         (first, first_rows), (second, second_rows) = layout.first, layout.second
