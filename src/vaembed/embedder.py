@@ -12,7 +12,7 @@ import torch
 
 from vaembed.attention import use_vaembed_attention
 from vaembed.calibration.auto import ProfileSource, auto_layers, obtain_profile
-from vaembed.calibration.profile import CalibrationProfile
+from vaembed.calibration.profile import CalibrationProfile, default_profile_path
 from vaembed.calibration.run import calibrate
 from vaembed.forward_pass import PASS_KWARG, ForwardPass, PassPlan, StopForward
 from vaembed.layer_hooks import install_layer_hooks
@@ -219,14 +219,11 @@ class Embedder:
         Returns:
             The profile (curves, chosen layers per preset, corpus, model identity, timing).
         """
-        from vaembed.calibration.profile import default_profile_path
-        from vaembed.calibration.run import model_identity
-
         profile = calibrate(
             self, texts, n=n, prompts=prompts, max_tokens=max_tokens, resamples=resamples, batch_size=batch_size
         )
         if save:
-            profile.save(path if path is not None else default_profile_path(model_identity(self)))
+            profile.save(path if path is not None else default_profile_path(profile.model))
         self.calibration_profile = profile
         if self.recipe.needs_calibration:
             self._set_recipe(self.recipe, None)

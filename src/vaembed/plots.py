@@ -10,23 +10,21 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vaembed.atomic_file import atomic_file
+from vaembed.calibration.selection import SKIP_FRACTION
 from vaembed.calibration.sweep import SweepResult
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_id_curve", "plot_sweep", "SKIP_FRACTION"]
-
-SKIP_FRACTION = 0.2
-"""Leading fraction of layers calibration never chooses (shown as skipped)."""
+__all__ = ["plot_id_curve", "plot_sweep"]
 
 _METRIC_LABELS = {"spearman": "Spearman correlation", "ndcg@10": "nDCG@10"}
 
@@ -45,17 +43,9 @@ def _figure() -> tuple[Figure, Axes]:
 
 def _save(figure: Figure, path: str | os.PathLike[str]) -> Path:
     """Write `figure` as a PNG at `path` atomically; return the path."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            figure.savefig(stream, format="png", dpi=120)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
+    with atomic_file(path, "wb") as stream:
+        figure.savefig(stream, format="png", dpi=120)
+    return Path(path)
 
 
 def _series(values: Any, name: str, length: int | None = None) -> np.ndarray:

@@ -141,13 +141,6 @@ class Recipe:
         return replace(self, layers=layers)
 
     @property
-    def calibrated_layers(self) -> LayerSpec:
-        """The layer set calibration chooses: the rerouted layers for a KV recipe with a final readout."""
-        if isinstance(self.intervention, KVReroute) and self.layers == "final":
-            return self.intervention.layers
-        return self.layers
-
-    @property
     def needs_calibration(self) -> bool:
         """Whether a layer set is `"auto"`."""
         specs = [self.layers]

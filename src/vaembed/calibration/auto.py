@@ -2,7 +2,8 @@
 
 Where the profile comes from decides what happens to a bad one:
 
-- nothing given: the default file `<cache>/profiles/<model>-<hash>.json`. If it
+- nothing given: the default file `<cache>/profiles/<family>-<hash>.json`
+  (`default_profile_path`). If it
   is missing it is computed and saved; if it is unreadable, for another model
   or from an incompatible version, a warning names the problem and it is
   recomputed and overwritten.

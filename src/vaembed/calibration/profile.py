@@ -18,13 +18,13 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from vaembed.atomic_file import atomic_file
 from vaembed.loading import cache_dir
 from vaembed.version import __version__
 
@@ -170,18 +170,10 @@ class CalibrationProfile:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the profile as JSON, atomically; return the path."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump(self.to_dict(), stream, indent=1)
-                stream.write("\n")
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        return target
+        with atomic_file(path) as stream:
+            json.dump(self.to_dict(), stream, indent=1)
+            stream.write("\n")
+        return Path(path)
 
     @classmethod
     def from_dict(cls, data: Any) -> CalibrationProfile:

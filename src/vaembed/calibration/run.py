@@ -29,7 +29,7 @@ import torch
 
 from vaembed.calibration.corpus import RECOMMENDED_MINIMUM, CalibrationCorpus, bundled_corpus, user_corpus
 from vaembed.calibration.profile import CalibrationProfile, ModelIdentity, PromptCalibration, config_hash, weights_hash
-from vaembed.calibration.selection import SUBSAMPLE_FRACTION, stable_selection
+from vaembed.calibration.selection import SKIP_FRACTION, SUBSAMPLE_FRACTION, stable_selection
 from vaembed.calibration.twonn import id_curve
 from vaembed.forward_pass import PassPlan
 from vaembed.prompts import PROMPTS, Prompt
@@ -43,7 +43,6 @@ __all__ = ["calibrate", "calibrate_prompts", "collect_residuals", "model_identit
 
 logger = logging.getLogger(__name__)
 
-SKIP_FRACTION = 0.2
 DISCARD_FRACTION = 0.1
 DEFAULT_MAX_TOKENS = 96
 CALIBRATION_BATCH = 8
@@ -142,11 +141,11 @@ def calibrate_prompts(
     return found
 
 
-def preset_prompts(mode: PromptMode) -> dict[str, str]:
-    """Map each calibrated preset to the name of the prompt it is calibrated with."""
+def preset_prompts(mode: PromptMode) -> dict[str, Prompt]:
+    """Map each calibrated preset to the prompt it is calibrated with."""
     if mode == "text":
-        return dict.fromkeys(CALIBRATED_PRESETS, TEXT_PROMPT)
-    return {preset: prompt_name(PRESET_RECIPES[preset].prompt) for preset in CALIBRATED_PRESETS}
+        return dict.fromkeys(CALIBRATED_PRESETS, PROMPTS[TEXT_PROMPT])
+    return {preset: PRESET_RECIPES[preset].prompt for preset in CALIBRATED_PRESETS}
 
 
 def calibrate(
@@ -188,9 +187,8 @@ def calibrate(
             f"calibrating on {len(corpus.texts)} texts; at least {RECOMMENDED_MINIMUM} give stable layer choices",
             stacklevel=2,
         )
-    by_preset = preset_prompts(prompts)
-    chosen = {name: PROMPTS[name] if name in PROMPTS else PRESET_RECIPES[preset].prompt
-              for preset, name in by_preset.items()}  # fmt: skip
+    by_preset = {preset: prompt_name(prompt) for preset, prompt in preset_prompts(prompts).items()}
+    chosen = {prompt_name(prompt): prompt for prompt in preset_prompts(prompts).values()}
     start = time.perf_counter()
     found = calibrate_prompts(
         embedder, corpus.texts, chosen, max_tokens=max_tokens, resamples=resamples, seed=seed, batch_size=batch_size

@@ -24,7 +24,10 @@ import numpy as np
 from vaembed.calibration.twonn import id_curve
 from vaembed.recipe import window_width
 
-__all__ = ["DIP_RATIO", "StableSelection", "select_layers", "stable_selection", "window_width"]
+__all__ = ["DIP_RATIO", "SKIP_FRACTION", "StableSelection", "select_layers", "stable_selection", "window_width"]
+
+SKIP_FRACTION = 0.2
+"""Leading fraction of layers the rule never chooses."""
 
 DIP_RATIO = 0.9
 """An interior minimum counts only if it is below this fraction of the smaller end value."""
@@ -32,7 +35,9 @@ DIP_RATIO = 0.9
 Selection = tuple[int, ...]
 
 
-def select_layers(curve: Sequence[float], *, skip_fraction: float = 0.2, width: int | None = None) -> Selection:
+def select_layers(
+    curve: Sequence[float], *, skip_fraction: float = SKIP_FRACTION, width: int | None = None
+) -> Selection:
     """Choose the calibrated layers from an intrinsic-dimension curve (see the module docstring).
 
     Args:
@@ -111,7 +116,7 @@ def stable_selection(
     *,
     resamples: int = 20,
     seed: int = 0,
-    skip_fraction: float = 0.2,
+    skip_fraction: float = SKIP_FRACTION,
     width: int | None = None,
 ) -> StableSelection:
     """Select layers on the full data and on random subsamples of the texts.
