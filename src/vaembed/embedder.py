@@ -17,8 +17,9 @@ from vaembed.calibration.run import calibrate
 from vaembed.forward_pass import PASS_KWARG, ForwardPass, PassPlan, StopForward
 from vaembed.layer_hooks import install_layer_hooks
 from vaembed.loading import ModelSource, load_model_and_tokenizer, resolve_model_folder
-from vaembed.prompts import Role
-from vaembed.recipe import LayerSpec, Recipe, get_recipe
+from vaembed.model_cache import LoadedModel, load_shared, lock_for
+from vaembed.prompts import Prompt, Role
+from vaembed.recipe import KVReroute, LayerSpec, Recipe, get_recipe
 from vaembed.registry import DEFAULT_MODEL
 from vaembed.tokenization import LongTextPolicy, PaddingSide, TextTokenizer, TokenSequence
 
@@ -96,6 +97,8 @@ class Embedder:
         install_layer_hooks(model)
         self.model = model
         self.tokenizer = tokenizer
+        self.shared: LoadedModel | None = None
+        self._model_lock = lock_for(model)
         self.name = name or getattr(model.config, "_name_or_path", None) or model.config.model_type
         self.num_layers = int(model.config.num_hidden_layers)
         context = int(getattr(model.config, "max_position_embeddings", None) or MAX_DEFAULT_LENGTH)
@@ -138,8 +141,12 @@ class Embedder:
         trust_remote_code: bool = False,
         model_kwargs: dict[str, Any] | None = None,
         calibration: ProfileSource = None,
+        share: bool = True,
     ) -> Embedder:
         """Load a model and build an embedder.
+
+        With `share` (the default), embedders in one process that load the same
+        model on the same device and dtype hold one copy of its weights.
 
         Args:
             model: A preset name (`vaembed models` lists them), a local `.gguf`
@@ -155,17 +162,20 @@ class Embedder:
             trust_remote_code: Allow a checkpoint's own Python code (off by default).
             model_kwargs: Extra arguments for `transformers.AutoModel.from_pretrained`.
             calibration: See the class docstring.
+            share: Reuse this process's loaded copy of the model (see
+                `vaembed.model_cache`); False loads a private copy.
         """
         source: ModelSource = resolve_model_folder(model)
         target = _pick_device(device)
-        loaded, tokenizer = load_model_and_tokenizer(
-            source,
+        options = dict(
             device=target,
             dtype=_pick_dtype(dtype, target),
             trust_remote_code=trust_remote_code,
             model_kwargs=model_kwargs,
         )
-        return cls(
+        shared = load_shared(source, **options) if share else None
+        loaded, tokenizer = (shared.model, shared.tokenizer) if shared else load_model_and_tokenizer(source, **options)
+        embedder = cls(
             loaded,
             tokenizer,
             recipe,
@@ -176,6 +186,8 @@ class Embedder:
             name=os.fspath(model),
             calibration=calibration,
         )
+        embedder.shared = shared  # keeps the shared copy alive while this embedder lives
+        return embedder
 
     def with_recipe(self, recipe: str | Recipe, layers: LayerSpec | None = None) -> Embedder:
         """Return an embedder with another recipe that shares this one's model and settings."""
@@ -235,6 +247,19 @@ class Embedder:
         return next(self.model.parameters()).device
 
     @property
+    def layers(self) -> list[int]:
+        """The concrete layers that the `layers` option sets for this recipe.
+
+        The readout layers, or the rerouted layers of a KV recipe that reads the
+        final layer (see `Recipe.with_layers`). Passing them back as `layers=`
+        rebuilds this embedder without its calibration profile.
+        """
+        resolved = self.plan.recipe
+        if isinstance(self.recipe.intervention, KVReroute) and self.recipe.layers == "final":
+            return list(resolved.reroute_layers)
+        return list(resolved.layers)
+
+    @property
     def dimension(self) -> int:
         """Size of the embeddings this recipe produces."""
         config = self.model.config
@@ -256,6 +281,7 @@ class Embedder:
         texts: str | Iterable[str],
         *,
         role: Role = "document",
+        prompt: str | None = None,
         batch_size: int = 32,
         normalize: bool = True,
         show_progress_bar: bool | None = None,
@@ -266,6 +292,9 @@ class Embedder:
         Args:
             texts: A string or a list of strings.
             role: `"document"` or `"query"`; selects the prompt template.
+            prompt: An instruction for this call: a template holding `{text}`, or
+                a prefix put before each text verbatim. It goes inside the
+                recipe's own template (see `Prompt.with_instruction`).
             batch_size: Sequences per forward pass (sorted by length, padded per batch).
             normalize: L2-normalise the embeddings.
             show_progress_bar: None shows a bar on jobs of more than 8 batches.
@@ -275,8 +304,8 @@ class Embedder:
             Shape (n, dimension), or (dimension,) for a single string.
 
         Raises:
-            TypeError: `texts` or an item of it is not a str (the index is named).
-            ValueError: Bad `role` or `batch_size`; too long a text with `long_text="error"`.
+            TypeError: `texts` or an item of it is not a str (the index is named), or `prompt` is not a str.
+            ValueError: Bad `role`, `batch_size` or `prompt`; too long a text with `long_text="error"`.
             FloatingPointError: The model produced NaN or Inf.
         """
         items, single = _check_texts(texts)
@@ -287,7 +316,10 @@ class Embedder:
         if not items:
             out = torch.zeros((0, self.dimension), dtype=torch.float32)
             return out.numpy() if convert_to_numpy else out
-        sequences, shortened = self.text_tokenizer.encode(items, self.recipe.prompt, role, self.long_text)
+        template: Prompt = self.recipe.prompt
+        if prompt is not None:
+            template = template.with_instruction(prompt, role)
+        sequences, shortened = self.text_tokenizer.encode(items, template, role, self.long_text)
         if shortened and self.long_text == "truncate":
             warnings.warn(
                 f"{shortened} of {len(items)} texts were truncated to max_length={self.max_length} tokens",
@@ -316,8 +348,8 @@ class Embedder:
         """
         batch = self.text_tokenizer.collate(sequences).to(self.device)
         state = ForwardPass(plan or self.plan, batch.last_index, batch.pool_weights, batch.placeholder_index)
-        self.forward_passes += 1
-        with torch.inference_mode():
+        with self._model_lock, torch.inference_mode():
+            self.forward_passes += 1
             try:
                 output = self.model(
                     input_ids=batch.input_ids,

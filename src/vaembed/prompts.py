@@ -7,7 +7,7 @@ so pooling can be restricted to the text (or to its last copy, as Echo does).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 __all__ = ["Prompt", "FormattedText", "PROMPTS", "Role", "PoolSpan"]
@@ -92,6 +92,34 @@ class Prompt:
                 out.append(text)
                 position += len(text)
         return FormattedText("".join(out), tuple(spans), placeholder_span)
+
+    def with_instruction(self, instruction: str, role: Role) -> Prompt:
+        """Return this prompt with a user instruction around the text for `role`.
+
+        The recipe's template stays outside (its method keeps working); its
+        `{text}` becomes the instruction template, so pooling spans and Echo's
+        repeated copies still cover only the text.
+
+        Args:
+            instruction: A template holding `{text}` once, or a prefix put
+                before the text verbatim (include any separator yourself).
+            role: The role whose template changes; the other role's is kept.
+
+        Raises:
+            TypeError: `instruction` is not a str.
+            ValueError: It holds `{text}` more than once, or the recipe's placeholder marker.
+        """
+        if not isinstance(instruction, str):
+            raise TypeError(f"The {role} prompt must be a str, not {type(instruction).__name__}")
+        if instruction.count(TEXT_SLOT) > 1:
+            raise ValueError(f"The {role} prompt {instruction!r} holds {TEXT_SLOT!r} more than once")
+        if self.placeholder is not None and self.placeholder in instruction:
+            raise ValueError(f"The {role} prompt must not contain this recipe's placeholder {self.placeholder!r}")
+        inner = instruction if TEXT_SLOT in instruction else instruction + TEXT_SLOT
+        nested = self.template(role).replace(TEXT_SLOT, inner)
+        if role == "query":
+            return replace(self, query=nested)
+        return replace(self, document=nested, query=self.template("query"))
 
 
 PROMPTS: dict[str, Prompt] = {

@@ -15,6 +15,7 @@ from typing import Literal
 
 import torch
 
+from vaembed.model_cache import lock_for
 from vaembed.prompts import FormattedText, Prompt, Role
 
 __all__ = ["TokenSequence", "TextTokenizer", "Batch", "LongTextPolicy"]
@@ -81,6 +82,7 @@ class TextTokenizer:
         if padding_side not in ("right", "left"):
             raise ValueError(f"padding_side must be 'right' or 'left', not {padding_side!r}")
         self.tokenizer = tokenizer
+        self._lock = lock_for(tokenizer)  # fast tokenizers must not be called from two threads at once
         self.max_length = max_length
         self.padding_side = padding_side
         fallback = [tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id]
@@ -146,6 +148,12 @@ class TextTokenizer:
             ValueError: A text is too long under `long_text="error"`, or
                 `max_length` leaves no room for text after the prompt.
         """
+        with self._lock:
+            return self._encode(texts, prompt, role, long_text)
+
+    def _encode(
+        self, texts: Sequence[str], prompt: Prompt, role: Role, long_text: LongTextPolicy
+    ) -> tuple[list[TokenSequence], int]:
         formatted = [prompt.format(text, role) for text in texts]
         encoded = self._tokenize([f.string for f in formatted])
         sequences: list[TokenSequence] = []
