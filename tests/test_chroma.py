@@ -12,7 +12,6 @@ from vaembed.chroma import VAEmbeddingFunction
 
 TOPICS = ["fox", "ocean", "violin", "bread", "comet", "glacier", "tractor", "orchid", "volcano", "lantern"]
 DOCUMENTS = [f"Note {i}: the {TOPICS[i % 10]} and the {TOPICS[(i * 3 + 1) % 10]} ({i})" for i in range(50)]
-IDS = [f"doc-{i}" for i in range(50)]
 
 
 @pytest.fixture()
@@ -41,24 +40,39 @@ def test_config_names_concrete_layers_and_rebuilds_the_same_function(function):
     assert isinstance(via_registry, VAEmbeddingFunction)
 
 
-def test_persistent_collection_reopens_with_the_same_results(tmp_path, function):
-    client = chromadb.PersistentClient(path=str(tmp_path))
+def reopen_and_compare(folder, function, documents, queries):
+    """Add documents, query, close; reopen twice (explicit and automatic rebuild) and compare."""
+    client = chromadb.PersistentClient(path=str(folder))
     collection = client.create_collection("notes", embedding_function=function)
-    collection.add(ids=IDS, documents=DOCUMENTS)
-    queries = ["the comet and the glacier", "bread from the tractor"]
+    collection.add(ids=[f"doc-{i}" for i in range(len(documents))], documents=documents)
     before = collection.query(query_texts=queries, n_results=3)["ids"]
     config = collection.configuration["embedding_function"].get_config()
     client.close()
     del client, collection
 
-    reopened = chromadb.PersistentClient(path=str(tmp_path))
+    reopened = chromadb.PersistentClient(path=str(folder))
     explicit = reopened.get_collection("notes", embedding_function=VAEmbeddingFunction.build_from_config(config))
-    assert explicit.count() == 50
+    assert explicit.count() == len(documents)
     assert explicit.query(query_texts=queries, n_results=3)["ids"] == before
     automatic = reopened.get_collection("notes")  # rebuilt by Chroma from the stored config
     assert isinstance(automatic.configuration["embedding_function"], VAEmbeddingFunction)
     assert automatic.query(query_texts=queries, n_results=3)["ids"] == before
     reopened.close()
+    return before
+
+
+def test_persistent_collection_reopens_with_the_same_results(tmp_path, function):
+    reopen_and_compare(tmp_path, function, DOCUMENTS, ["the comet and the glacier", "bread from the tractor"])
+
+
+@pytest.mark.real_model
+def test_real_model_collection_reopens_and_finds_the_topic(tmp_path, real_embedder):
+    function = VAEmbeddingFunction()  # the default model and recipe, sharing the session's loaded model
+    assert function.embedder.model is real_embedder.model
+    subjects = ["honey bees", "ocean tides", "volcanoes", "bread baking", "chess openings"]
+    documents = [f"Note {i} is about {subjects[i % 5]}." for i in range(50)]
+    top = reopen_and_compare(tmp_path, function, documents, ["Which notes are about volcanoes?"])
+    assert int(top[0][0].split("-")[1]) % 5 == 2, top  # the best hit is a note about volcanoes
 
 
 def test_changes_that_would_mix_spaces_are_refused(function):

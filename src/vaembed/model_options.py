@@ -10,6 +10,7 @@ so a saved config rebuilds the same embedding space.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,7 +19,17 @@ from vaembed.recipe import LayerSpec
 from vaembed.registry import DEFAULT_MODEL
 from vaembed.tokenization import LongTextPolicy
 
-__all__ = ["ModelOptions", "options_of", "check_call_options"]
+__all__ = ["MODEL_ENV", "ModelOptions", "default_model", "options_of", "check_call_options"]
+
+MODEL_ENV = "VAEMBED_MODEL"
+"""Environment variable naming the model adapters load when none is given."""
+
+MODEL_OPTION_NAMES = ("model", "recipe", "layers", "max_length", "long_text", "device", "dtype", "model_kwargs")
+
+
+def default_model() -> str:
+    """The model adapters load by default: `$VAEMBED_MODEL`, else `vaembed.DEFAULT_MODEL`."""
+    return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,7 @@ class ModelOptions:
 
     Attributes:
         model: A preset name, a `.gguf` file, a model folder or a hub id
-            (default `vaembed.DEFAULT_MODEL`).
+            (default `default_model()`).
         recipe: A preset recipe name (default `"va"`).
         layers: The recipe's layer set (default the recipe's own, `"auto"` for
             the value and KV recipes).
@@ -64,7 +75,7 @@ class ModelOptions:
             if given:
                 raise ValueError(f"Pass either a ready embedder or the options {sorted(given)} that load one, not both")
             return embedder
-        model = given.pop("model", DEFAULT_MODEL)
+        model = given.pop("model", None) or default_model()
         recipe = given.pop("recipe", DEFAULT_RECIPE)
         return Embedder.from_pretrained(model, recipe, given.pop("layers", None), **given)
 

@@ -1,0 +1,143 @@
+"""Tiny random models for tests, built offline from config classes.
+
+Used by vaembed's own tests and by the adapters' tests; handy for testing code
+built on vaembed without downloading a model. The tokenizer is a byte-level
+BPE trained in memory, so any text tokenizes. `use_test_cache` points the
+cache at a fresh folder for this process, so tests never read or write a
+user's converted models or calibration profiles.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vaembed.loading import CACHE_ENV
+
+__all__ = [
+    "FAMILIES",
+    "TRAINING_TEXTS",
+    "build_tokenizer",
+    "build_config",
+    "build_model",
+    "save_tiny_model",
+    "tiny_model_folder",
+    "use_test_cache",
+]
+
+TRAINING_TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "A journey of a thousand miles begins with a single step.",
+    "Embeddings map texts to vectors; similar texts land close together.",
+    "This sentence : means in one word: Context: Compress the context Query: Document again",
+    "Numbers 0123456789 and punctuation !?.,;:'\"()[]{}<> PST",
+] * 20
+
+FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text", "gemma2")
+
+_TEST_CACHE_ENV = "VAEMBED_TEST_CACHE"
+
+
+def use_test_cache() -> Path:
+    """Point `$VAEMBED_CACHE` at one fresh folder per process (removed at exit) and return it.
+
+    Also asks Hugging Face libraries to stay offline unless told otherwise.
+    """
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(name, "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    folder = os.environ.get(_TEST_CACHE_ENV)
+    if folder is None:
+        folder = tempfile.mkdtemp(prefix="vaembed-test-cache-")
+        atexit.register(shutil.rmtree, folder, True)
+        os.environ[_TEST_CACHE_ENV] = folder
+    os.environ[CACHE_ENV] = folder
+    return Path(folder)
+
+
+def build_tokenizer(add_bos: bool) -> Any:
+    """A fast byte-level BPE tokenizer; `add_bos` mimics Gemma (BOS) vs SmolLM2/Qwen (none)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<pad>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(TRAINING_TEXTS, trainer)
+    if add_bos:
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)]
+        )
+    else:
+        tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+
+
+def build_config(family: str) -> Any:
+    """A 4-layer config with GQA: hidden 32, 4 query heads and 2 KV heads of size 12."""
+    import transformers
+
+    common = dict(
+        vocab_size=400,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=12,
+        max_position_embeddings=256,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    classes = {
+        "llama": transformers.LlamaConfig,
+        "mistral": transformers.MistralConfig,
+        "qwen2": transformers.Qwen2Config,
+        "qwen3": transformers.Qwen3Config,
+        "gemma3_text": transformers.Gemma3TextConfig,
+        "gemma2": transformers.Gemma2Config,
+    }
+    extra = {
+        "mistral": dict(sliding_window=6),
+        "gemma3_text": dict(sliding_window=6, query_pre_attn_scalar=12),
+        "gemma2": dict(sliding_window=6, query_pre_attn_scalar=12, attn_logit_softcapping=5.0),
+        "qwen2": dict(attention_bias=True),
+    }
+    return classes[family](**common, **extra.get(family, {}))
+
+
+def build_model(family: str, seed: int = 0) -> torch.nn.Module:
+    """A tiny random base model of `family` in eval mode (seeded, so reproducible)."""
+    from transformers import AutoModel
+
+    torch.manual_seed(seed)
+    model = AutoModel.from_config(build_config(family), dtype=torch.float32)
+    model.eval()
+    return model
+
+
+def save_tiny_model(folder: str | os.PathLike[str], family: str = "llama") -> Path:
+    """Save a tiny model and its tokenizer as a local model folder (loadable by `Embedder.from_pretrained`)."""
+    folder = Path(folder)
+    build_model(family).save_pretrained(folder)
+    build_tokenizer(family.startswith("gemma")).save_pretrained(folder)
+    return folder
+
+
+@functools.cache
+def tiny_model_folder(family: str = "llama") -> Path:
+    """A tiny model folder of `family`, saved once per process inside the test cache."""
+    return save_tiny_model(use_test_cache() / "tiny-models" / family, family)
