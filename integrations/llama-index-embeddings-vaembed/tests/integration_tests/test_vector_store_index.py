@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,36 +15,10 @@ from vaembed import DEFAULT_MODEL
 
 pytestmark = pytest.mark.real_model
 
-# Twenty short notes on unrelated subjects, written for this test.
-NOTES = {
-    "bees": "Honey bees gather nectar from flowers and store it as honey in wax combs.",
-    "volcano": "Volcanoes erupt when molten rock and gas force their way up through the crust.",
-    "bread": "Bread dough rises because yeast ferments sugar and releases carbon dioxide.",
-    "chess": "A chess game ends in checkmate when the king is attacked and cannot escape.",
-    "tides": "Tides rise and fall twice a day, pulled mainly by the gravity of the Moon.",
-    "violin": "The violin has four strings and is played by drawing a bow across them.",
-    "rust": "Iron rusts when oxygen and water react with it to form reddish iron oxide.",
-    "marathon": "A marathon is a running race of a little over forty-two kilometres.",
-    "photosynthesis": "Plants use sunlight, water and carbon dioxide to make sugar and oxygen.",
-    "vaccines": "Vaccines train the immune system to recognise a germ before an infection.",
-    "glaciers": "Glaciers are slow rivers of ice that carve valleys as they move downhill.",
-    "coffee": "Coffee beans are the roasted seeds of a berry grown on tropical shrubs.",
-    "lighthouse": "A lighthouse warns ships at night with a bright rotating lamp on the coast.",
-    "penguins": "Penguins are flightless birds that swim fast and live mostly in the south.",
-    "taxes": "Income tax is a share of what people earn that is paid to the government.",
-    "earthquake": "Earthquakes happen when rocks slip suddenly along a fault deep underground.",
-    "origami": "Origami is the art of folding a single square of paper into shapes.",
-    "batteries": "A battery stores chemical energy and releases it as electric current.",
-    "sleep": "Adults need about seven to nine hours of sleep each night to stay healthy.",
-    "compost": "Compost forms when microbes break down food scraps and leaves into soil.",
-}
-QUESTIONS = {
-    "How do bees make honey?": "bees",
-    "Why does the sea go up and down every day?": "tides",
-    "What makes dough get bigger before baking?": "bread",
-    "How do green plants turn light into food?": "photosynthesis",
-    "What causes the ground to shake?": "earthquake",
-}
+# Twenty short notes on unrelated subjects and five questions, written for this test.
+DATA = json.loads((Path(__file__).parents[1] / "data" / "notes.json").read_text())
+NOTES: dict[str, str] = DATA["notes"]
+QUESTIONS: dict[str, str] = DATA["questions"]
 
 
 @pytest.fixture(scope="module")
