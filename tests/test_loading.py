@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from vaembed import Embedder, PresetNotInstalledError, registry
-from vaembed.embedder import _pick_dtype
-from vaembed.loading import cache_dir, resolve_model_folder
+from vaembed.loading import cache_dir, pick_dtype, resolve_model_folder
 
 
 def test_local_folder_loads_the_same_model(tiny_model_folder, tiny_llama):
@@ -77,11 +76,11 @@ def test_remote_code_is_never_run_unless_allowed(tmp_path, tokenizers):
 
 
 def test_default_dtypes():
-    assert _pick_dtype(None, torch.device("cpu")) == torch.float32
-    assert _pick_dtype(None, torch.device("cuda")) == torch.bfloat16
-    assert _pick_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+    assert pick_dtype(None, torch.device("cpu")) == torch.float32
+    assert pick_dtype(None, torch.device("cuda")) == torch.bfloat16
+    assert pick_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
     with pytest.raises(ValueError, match="dtype"):
-        _pick_dtype("fp8", torch.device("cpu"))
+        pick_dtype("fp8", torch.device("cpu"))
 
 
 def test_no_pickle_in_the_package():

@@ -16,7 +16,7 @@ from vaembed.calibration.profile import CalibrationProfile, default_profile_path
 from vaembed.calibration.run import calibrate
 from vaembed.forward_pass import PASS_KWARG, ForwardPass, PassPlan, StopForward
 from vaembed.layer_hooks import install_layer_hooks
-from vaembed.loading import ModelSource, load_model_and_tokenizer, resolve_model_folder
+from vaembed.loading import ModelSource, load_model_and_tokenizer, pick_device, pick_dtype, resolve_model_folder
 from vaembed.model_cache import LoadedModel, load_shared, lock_for
 from vaembed.prompts import Prompt, Role
 from vaembed.recipe import KVReroute, LayerSpec, Recipe, get_recipe
@@ -27,23 +27,6 @@ __all__ = ["Embedder", "DEFAULT_RECIPE"]
 
 DEFAULT_RECIPE = "va"
 MAX_DEFAULT_LENGTH = 8192
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def _pick_device(device: str | torch.device | None) -> torch.device:
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    if dtype is None or dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, 'auto' or a torch.dtype, not {dtype!r}")
-    return _DTYPES[dtype]
 
 
 def _check_texts(texts: str | Iterable[str]) -> tuple[list[str], bool]:
@@ -166,10 +149,10 @@ class Embedder:
                 `vaembed.model_cache`); False loads a private copy.
         """
         source: ModelSource = resolve_model_folder(model)
-        target = _pick_device(device)
+        target = pick_device(device)
         options = dict(
             device=target,
-            dtype=_pick_dtype(dtype, target),
+            dtype=pick_dtype(dtype, target),
             trust_remote_code=trust_remote_code,
             model_kwargs=model_kwargs,
         )

@@ -21,7 +21,7 @@ import torch
 
 from vaembed.registry import PRESETS, locate_parts
 
-__all__ = ["cache_dir", "resolve_model_folder", "load_model_and_tokenizer", "ModelSource"]
+__all__ = ["cache_dir", "resolve_model_folder", "load_model_and_tokenizer", "ModelSource", "pick_device", "pick_dtype"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +117,31 @@ def _converted_gguf_file(path: Path) -> Path:
     if not (target / "config.json").is_file():
         _convert_gguf(path, target)
     return target
+
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pick_device(device: str | torch.device | None) -> torch.device:
+    """The device to load on: `device`, else CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """The parameter dtype: `dtype`, else bfloat16 on CUDA and float32 elsewhere.
+
+    Raises:
+        ValueError: `dtype` is not a known name, `"auto"` or a torch.dtype.
+    """
+    if dtype is None or dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, 'auto' or a torch.dtype, not {dtype!r}")
+    return _DTYPES[dtype]
 
 
 def resolve_model_folder(spec: str | os.PathLike[str]) -> ModelSource:

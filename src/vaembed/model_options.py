@@ -19,7 +19,7 @@ from vaembed.recipe import LayerSpec
 from vaembed.registry import DEFAULT_MODEL
 from vaembed.tokenization import LongTextPolicy
 
-__all__ = ["MODEL_ENV", "ModelOptions", "default_model", "options_of", "check_call_options"]
+__all__ = ["MODEL_ENV", "MODEL_OPTION_NAMES", "ModelOptions", "default_model", "options_of", "check_call_options"]
 
 MODEL_ENV = "VAEMBED_MODEL"
 """Environment variable naming the model adapters load when none is given."""
