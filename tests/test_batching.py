@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vaembed import PRESET_RECIPES, Embedder
+from vaembed.embedder import plan_batches
 from vaembed.recipe import resolve_layers
 
 TEXTS = [f"text number {i} " + "word " * (i % 7) for i in range(10)]
@@ -15,8 +16,20 @@ TEXTS = [f"text number {i} " + "word " * (i % 7) for i in range(10)]
 def test_one_forward_pass_per_batch(tiny_llama, preset):
     model, tokenizer = tiny_llama
     embedder = Embedder(model, tokenizer, preset)
+    embedder.forward_passes = 0  # a first use of a calibrated preset calibrates (more passes)
     embedder.encode(TEXTS, batch_size=4)
     assert embedder.forward_passes == 3
+
+
+def test_long_inputs_run_in_smaller_batches():
+    lengths = [4000, 3000, 100, 100, 100, 2000, 2000, 10] + [50] * 90
+    batches = plan_batches(lengths, batch_size=32, token_budget=4096)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(lengths)))
+    assert [len(b) for b in batches[:4]] == [1, 1, 2, 32]  # 4000 | 3000 | 2000 x2 | 100 x3 + 50 x29
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert len(batch) <= 32 and (len(batch) == 1 or len(batch) * longest <= 4096)
+        assert [lengths[i] for i in batch] == sorted((lengths[i] for i in batch), reverse=True)
 
 
 def test_batches_are_length_sorted_with_dynamic_padding(tiny_llama, monkeypatch):

@@ -21,7 +21,15 @@ import torch
 
 from vaembed.registry import PRESETS, locate_parts
 
-__all__ = ["cache_dir", "resolve_model_folder", "load_model_and_tokenizer", "ModelSource", "pick_device", "pick_dtype"]
+__all__ = [
+    "cache_dir",
+    "resolve_model_folder",
+    "load_model_and_tokenizer",
+    "load_causal_lm",
+    "ModelSource",
+    "pick_device",
+    "pick_dtype",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -198,3 +206,37 @@ def load_model_and_tokenizer(
     model.to(device)
     model.eval()
     return model, tokenizer
+
+
+def load_causal_lm(
+    model: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[torch.nn.Module, object]:
+    """Load a model with its LM head, for generation, from any spec `Embedder.from_pretrained` takes.
+
+    One copy can serve both generation and embeddings:
+    `Embedder(lm.base_model, tokenizer, recipe, name=model)` reads the same weights.
+
+    Args:
+        model: A preset name, a `.gguf` file, a model folder or a hub id.
+        device: Default CUDA when available, else CPU.
+        dtype: Default bfloat16 on CUDA, float32 on CPU.
+        trust_remote_code: Allow a checkpoint's own Python code.
+
+    Returns:
+        The causal LM in eval mode and its tokenizer.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = resolve_model_folder(model)
+    target = pick_device(device)
+    tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=trust_remote_code)
+    lm = AutoModelForCausalLM.from_pretrained(
+        source.location, dtype=pick_dtype(dtype, target), trust_remote_code=trust_remote_code
+    )
+    lm.to(target)
+    lm.eval()
+    return lm, tokenizer
