@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vaembed import PRESET_RECIPES, Embedder
-from vaembed.embedder import plan_batches
+from vaembed.batching import plan_batches
 from vaembed.recipe import resolve_layers
 
 TEXTS = [f"text number {i} " + "word " * (i % 7) for i in range(10)]

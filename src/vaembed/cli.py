@@ -3,7 +3,8 @@
 `vaembed models` lists the preset models and how to install them;
 `vaembed embed` embeds one text per input line into a `.npy` file or JSON lines;
 `vaembed demo` runs a small semantic search over a bundled corpus;
-`vaembed calibrate` and `vaembed sweep` choose layers (see `cli_calibration`).
+`vaembed calibrate` and `vaembed sweep` choose layers (see `cli_calibration`);
+`vaembed serve` runs an OpenAI-compatible embeddings server (see `cli_serve`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from vaembed import __version__
 from vaembed.cli_calibration import add_calibration_commands, run_calibrate, run_sweep
+from vaembed.cli_serve import add_serve_command, run_serve
 from vaembed.cli_support import CommandError, load_embedder, parse_layers, positive_int, read_texts
 from vaembed.embedder import DEFAULT_RECIPE
 from vaembed.recipe import PRESET_RECIPES, get_recipe
@@ -159,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--query", action="append", help="a query (repeatable; default the bundled queries)")
     demo.add_argument("--top-k", type=positive_int, default=3, help="documents shown per query (default 3)")
     add_calibration_commands(commands)
+    add_serve_command(commands)
     return parser
 
 
@@ -187,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_calibrate(args)
         if args.command == "sweep":
             return run_sweep(args)
+        if args.command == "serve":
+            return run_serve(args)
         return run_demo(args)
     except (CommandError, *USER_ERRORS) as error:
         message = " ".join(str(error).split()) or type(error).__name__

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from vaembed.embedder import Embedder
 from vaembed.recipe import LayerSpec
 
-__all__ = ["CommandError", "load_embedder", "parse_layers", "positive_int", "read_texts"]
+__all__ = ["CommandError", "load_embedder", "number_in", "parse_layers", "positive_int", "read_texts"]
 
 
 class CommandError(Exception):
@@ -26,6 +27,21 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
     return value
+
+
+def number_in(low: float, high: float, kind: type[int] | type[float] = int) -> Callable[[str], Any]:
+    """Argparse type: an int (or float) in `[low, high]`."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number in [{low}, {high}], not {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a number in [{low}, {high}], not {text!r}")
+        return value
+
+    return parse
 
 
 def parse_layers(text: str) -> LayerSpec:

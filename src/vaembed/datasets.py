@@ -9,6 +9,8 @@ Python documentation. Two retrieval sets come out of them:
   query; the module's reference page (title and module directive removed, and
   the synopsis sentence removed wherever it appears verbatim) is the one
   relevant document. Long documents: median about 1,400 words.
+- `python_doc_passages()`: the paragraphs of the library reference, an
+  unlabelled corpus of mixed lengths for throughput and scale-out jobs.
 
 The package is fetched once with `apt-get download` and unpacked with
 `dpkg-deb -x` into `$VAEMBED_CACHE/datasets/` (Debian and Ubuntu machines);
@@ -27,7 +29,7 @@ from pathlib import Path
 
 from vaembed.loading import cache_dir
 
-__all__ = ["RetrievalSet", "python_docs_sources", "python_faq", "python_library_pages"]
+__all__ = ["RetrievalSet", "python_docs_sources", "python_faq", "python_library_pages", "python_doc_passages"]
 
 DOCS_PACKAGE = "python3.11-doc"
 _SOURCES = Path("usr/share/doc/python3.11/html/_sources")
@@ -178,3 +180,29 @@ def python_library_pages() -> RetrievalSet:
         doc_ids.append(module)
         documents.append(body)
     return RetrievalSet("Python library reference", queries, doc_ids, documents, list(range(len(queries))))
+
+
+def python_doc_passages(count: int | None = None, *, min_words: int = 12) -> tuple[list[str], list[str]]:
+    """Paragraphs of the Python library reference, for corpus-scale jobs (unlabelled).
+
+    Args:
+        count: Keep the first `count` passages (default all, several thousand).
+        min_words: Skip shorter paragraphs (headings, directives, table rules).
+
+    Returns:
+        `(ids, texts)`: ids such as `"os.rst.txt#12"` (file and paragraph number), and the texts.
+    """
+    sources = python_docs_sources()
+    ids: list[str] = []
+    texts: list[str] = []
+    for path in sorted((sources / "library").glob("*.rst.txt")):
+        blocks = re.split(r"\n\s*\n", path.read_text(encoding="utf-8"))
+        for number, block in enumerate(blocks):
+            text = " ".join(block.split())
+            if len(text.split()) < min_words or text.startswith((".. ", "==", "--", "+-")):
+                continue
+            ids.append(f"{path.name}#{number}")
+            texts.append(text)
+            if count is not None and len(texts) >= count:
+                return ids, texts
+    return ids, texts

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from vaembed.attention import use_vaembed_attention
+from vaembed.batching import check_texts, combine_chunks, plan_batches
 from vaembed.calibration.auto import ProfileSource, auto_layers, obtain_profile
 from vaembed.calibration.profile import CalibrationProfile, default_profile_path
 from vaembed.calibration.run import calibrate
@@ -30,37 +31,6 @@ MAX_DEFAULT_LENGTH = 8192
 CPU_TOKEN_BUDGET = 512
 """Padded tokens per batch on CPU: measured fastest on 2 cores (short and long texts alike)."""
 GPU_TOKEN_BUDGET = 16384
-
-
-def _check_texts(texts: str | Iterable[str]) -> tuple[list[str], bool]:
-    if isinstance(texts, str):
-        return [texts], True
-    if texts is None or isinstance(texts, (bytes, dict)) or not isinstance(texts, Iterable):
-        raise TypeError(f"texts must be a str or a list of str, not {type(texts).__name__}")
-    items = list(texts)
-    for index, item in enumerate(items):
-        if not isinstance(item, str):
-            raise TypeError(f"texts[{index}] must be str, not {type(item).__name__}")
-    return items, False
-
-
-def plan_batches(lengths: list[int], batch_size: int, token_budget: int) -> list[list[int]]:
-    """Group sequence indices into batches, longest first.
-
-    A batch holds at most `batch_size` sequences and, beyond its first, at most
-    `token_budget` padded tokens (rows x longest): attention memory grows with
-    rows x length squared, so long inputs run in small batches and short ones
-    in full batches. Embeddings do not depend on the grouping.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    for index in order:
-        current = batches[-1] if batches else None
-        if current and len(current) < batch_size and (len(current) + 1) * lengths[current[0]] <= token_budget:
-            current.append(index)
-        else:
-            batches.append([index])
-    return batches
 
 
 class Embedder:
@@ -316,7 +286,7 @@ class Embedder:
             ValueError: Bad `role`, `batch_size` or `prompt`; too long a text with `long_text="error"`.
             FloatingPointError: The model produced NaN or Inf.
         """
-        items, single = _check_texts(texts)
+        items, single = check_texts(texts)
         if role not in ("document", "query"):
             raise ValueError(f"role must be 'document' or 'query', not {role!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -324,17 +294,15 @@ class Embedder:
         if not items:
             out = torch.zeros((0, self.dimension), dtype=torch.float32)
             return out.numpy() if convert_to_numpy else out
-        template: Prompt = self.recipe.prompt
-        if prompt is not None:
-            template = template.with_instruction(prompt, role)
-        sequences, shortened = self.text_tokenizer.encode(items, template, role, self.long_text)
+        sequences, shortened = self.tokenize(items, role=role, prompt=prompt)
         if shortened and self.long_text == "truncate":
             warnings.warn(
                 f"{shortened} of {len(items)} texts were truncated to max_length={self.max_length} tokens",
                 stacklevel=2,
             )
-        vectors = self._embed_sequences(sequences, batch_size, show_progress_bar)
-        embeddings = self.combine_chunks(sequences, vectors, len(items), normalize)
+        embeddings = self.embed_sequences(
+            sequences, len(items), batch_size=batch_size, normalize=normalize, show_progress_bar=show_progress_bar
+        )
         if single:
             embeddings = embeddings[0]
         return embeddings.numpy() if convert_to_numpy else embeddings
@@ -346,6 +314,44 @@ class Embedder:
     def encode_document(self, texts: str | Iterable[str], **kwargs: Any) -> np.ndarray | torch.Tensor:
         """Embed documents (`encode` with `role="document"`)."""
         return self.encode(texts, role="document", **kwargs)
+
+    def tokenize(
+        self, texts: list[str], *, role: Role = "document", prompt: str | None = None
+    ) -> tuple[list[TokenSequence], int]:
+        """First half of `encode`: texts to model inputs under the recipe's prompt and the long-text policy.
+
+        Returns:
+            The sequences (several for a chunked text; `source` is the text's
+            index) and how many texts were truncated or chunked.
+
+        Raises:
+            ValueError: A text is too long under `long_text="error"` (its index is named).
+        """
+        template: Prompt = self.recipe.prompt
+        if prompt is not None:
+            template = template.with_instruction(prompt, role)
+        return self.text_tokenizer.encode(texts, template, role, self.long_text)
+
+    def embed_sequences(
+        self,
+        sequences: list[TokenSequence],
+        count: int,
+        *,
+        batch_size: int = 32,
+        normalize: bool = True,
+        show_progress_bar: bool | None = False,
+    ) -> torch.Tensor:
+        """Second half of `encode`: one float32 CPU row per text from `tokenize`'s sequences.
+
+        Sequences from several `tokenize` calls can be embedded together once their
+        `source` indices are made distinct (`0..count-1`); each text's vector does
+        not depend on which other sequences share its batches.
+
+        Raises:
+            FloatingPointError: The model produced NaN or Inf (the texts' indices are named).
+        """
+        vectors = self._embed_sequences(sequences, batch_size, show_progress_bar)
+        return combine_chunks(sequences, vectors, count, normalize)
 
     def run_pass(self, sequences: list[TokenSequence], plan: PassPlan | None = None) -> ForwardPass:
         """Run one forward pass over `sequences` and return its state.
@@ -390,30 +396,6 @@ class Embedder:
                 raise FloatingPointError(f"The model produced NaN or Inf for texts at indices {bad}")
             out[chosen] = vectors
         return out
-
-    @staticmethod
-    def combine_chunks(
-        sequences: list[TokenSequence], vectors: torch.Tensor, count: int, normalize: bool
-    ) -> torch.Tensor:
-        """One vector per text: chunks are combined by a token-weighted mean.
-
-        With `normalize`, chunk vectors are L2-normalised before averaging, so a
-        chunk's weight is its share of the text's tokens, not its norm.
-        """
-        if normalize:
-            vectors = torch.nn.functional.normalize(vectors, dim=-1)
-        if len(sequences) == count:
-            combined = vectors
-        else:
-            sources = torch.tensor([s.source for s in sequences])
-            weights = torch.tensor([float(s.weight) for s in sequences]).unsqueeze(1)
-            combined = torch.zeros((count, vectors.shape[1]), dtype=torch.float32)
-            combined.index_add_(0, sources, vectors * weights)
-            totals = torch.zeros(count).index_add_(0, sources, weights.squeeze(1))
-            combined = combined / totals.unsqueeze(1)
-        if normalize:
-            combined = torch.nn.functional.normalize(combined, dim=-1)
-        return combined
 
     def __repr__(self) -> str:
         recipe = self.plan.recipe

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from vaembed.batching import combine_chunks
 from vaembed.calibration.devset import DevSet, score_dev_set
 from vaembed.forward_pass import PassPlan
 from vaembed.prompts import Prompt, Role
@@ -268,7 +269,7 @@ def sweep_layers(
     def score(vectors: list[torch.Tensor]) -> float:
         """Score per-sequence vectors (one tensor per text group), combined per text as `encode` does."""
         combined = [
-            embedder.combine_chunks(group_sequences, group_vectors, len(texts), True)
+            combine_chunks(group_sequences, group_vectors, len(texts), True)
             for group_sequences, group_vectors, (_, texts) in zip(sequences, vectors, layout.groups, strict=True)
         ]
         (first, first_rows), (second, second_rows) = layout.first, layout.second
