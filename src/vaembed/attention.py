@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from vaembed.forward_pass import PASS_KWARG, ForwardPass
+from vaembed.shared_pass import SharedPass
 
 __all__ = ["ATTENTION_NAME", "SUPPORTED_MODEL_TYPES", "register", "use_vaembed_attention"]
 
@@ -93,7 +94,7 @@ def vaembed_attention(
         scaling: Logit scale; defaults to `d ** -0.5`.
         dropout: Ignored (inference only).
         softcap: Gemma 2's attention logit softcapping.
-        **kwargs: May hold a `ForwardPass` under `vaembed_pass`.
+        **kwargs: May hold a `ForwardPass` (or a `SharedPass`) under `vaembed_pass`.
 
     Returns:
         The per-head weighted values `u`, (B, T, H, d), and no weights.
@@ -102,7 +103,7 @@ def vaembed_attention(
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     if attention_mask is not None and attention_mask.shape[-1] != key.shape[-2]:
         attention_mask = attention_mask[..., : key.shape[-2]]
-    if isinstance(state, ForwardPass):
+    if isinstance(state, (ForwardPass, SharedPass)):
         layer = module.layer_idx
         state.on_values(layer, value)
         bias = state.reroute_bias(layer)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from vaembed.model_cache import LoadedModel, load_shared, lock_for
 from vaembed.prompts import Prompt, Role
 from vaembed.recipe import KVReroute, LayerSpec, Recipe, get_recipe
 from vaembed.registry import DEFAULT_MODEL
+from vaembed.shared_pass import SharedPass, check_shareable
 from vaembed.tokenization import LongTextPolicy, PaddingSide, TextTokenizer, TokenSequence
 
 __all__ = ["Embedder", "DEFAULT_RECIPE"]
@@ -360,8 +361,22 @@ class Embedder:
             sequences: One batch of inputs.
             plan: What to capture; defaults to this embedder's recipe.
         """
+        return self.run_passes(sequences, [plan or self.plan])[0]
+
+    def run_passes(self, sequences: list[TokenSequence], plans: Sequence[PassPlan]) -> list[ForwardPass]:
+        """Run one forward pass over `sequences` read by several plans; return one state per plan.
+
+        The plans must share the prompt the sequences were tokenized with and the
+        intervention (`vaembed.shared_pass.check_shareable`); each state holds
+        exactly what a pass of its own plan would.
+
+        Raises:
+            ValueError: The plans cannot share a pass (the differing field is named).
+        """
+        check_shareable(plans)
         batch = self.text_tokenizer.collate(sequences).to(self.device)
-        state = ForwardPass(plan or self.plan, batch.last_index, batch.pool_weights, batch.placeholder_index)
+        states = [ForwardPass(p, batch.last_index, batch.pool_weights, batch.placeholder_index) for p in plans]
+        state: ForwardPass | SharedPass = states[0] if len(states) == 1 else SharedPass(states)
         with self._model_lock, torch.inference_mode():
             self.forward_passes += 1
             try:
@@ -373,9 +388,9 @@ class Embedder:
                     **{PASS_KWARG: state},
                 )
             except StopForward:
-                return state
+                return states
             state.on_final_hidden(output.last_hidden_state)
-        return state
+        return states
 
     def _embed_sequences(
         self, sequences: list[TokenSequence], batch_size: int, show_progress_bar: bool | None

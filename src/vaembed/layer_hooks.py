@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from vaembed.forward_pass import PASS_KWARG, ForwardPass
+from vaembed.shared_pass import SharedPass
 
 __all__ = ["install_layer_hooks"]
 
@@ -23,7 +24,7 @@ _MARK = "_vaembed_hooks"
 def _make_pre_hook(layer: int):
     def pre_hook(module: torch.nn.Module, args: tuple, kwargs: dict[str, Any]):
         state = kwargs.get(PASS_KWARG)
-        if not isinstance(state, ForwardPass):
+        if not isinstance(state, (ForwardPass, SharedPass)):
             return None
         if args:
             hidden = state.on_layer_input(layer, args[0])
@@ -37,7 +38,7 @@ def _make_pre_hook(layer: int):
 def _make_hook(layer: int):
     def hook(module: torch.nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> None:
         state = kwargs.get(PASS_KWARG)
-        if isinstance(state, ForwardPass):
+        if isinstance(state, (ForwardPass, SharedPass)):
             hidden = output[0] if isinstance(output, tuple) else output
             state.on_layer_output(layer, hidden)
 

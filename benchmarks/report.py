@@ -1,0 +1,177 @@
+"""Tables, figures and claim verdicts from the benchmark's JSON results.
+
+    python -m benchmarks.report            # prints Markdown, writes PNGs to benchmarks/results/
+
+Nothing here measures anything: every figure comes from the files in
+`benchmarks/results/` that `benchmarks.quality`, `benchmarks.long_docs` and
+`benchmarks.speed` wrote, so the text and the data cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+START, END = "<!-- report:start -->", "<!-- report:end -->"
+METRIC_SHORT = {"spearman": "Spearman", "ndcg@10": "nDCG@10", "accuracy": "acc.", "v_measure": "V-meas."}
+
+
+def load(folder: Path, pattern: str) -> list[dict[str, Any]]:
+    """Every JSON record matching `pattern` in `folder`, sorted by name."""
+    return [json.loads(path.read_text()) for path in sorted(folder.glob(pattern))]
+
+
+def mean(values: list[float]) -> float:
+    """Arithmetic mean."""
+    return sum(values) / len(values)
+
+
+def quality_table(record: dict[str, Any], baselines: dict[str, Any] | None, key: str = "scores") -> str:
+    """Markdown: one row per configuration, one column per task, plus the mean."""
+    tasks = list(record["tasks"])
+    head = " | ".join(f"{task} ({METRIC_SHORT.get(record['tasks'][task]['metric'], '')})" for task in tasks)
+    lines = [f"| recipe @ layers | {head} | mean |", "|---" * (len(tasks) + 2) + "|"]
+    rows = dict(record[key])
+    if baselines:
+        rows.update({f"*{name}*": scores for name, scores in baselines["scores"].items()})
+    best = {task: max(scores[task] for scores in rows.values()) for task in tasks}
+    for name, scores in rows.items():
+        cells = [f"**{scores[t]:.3f}**" if scores[t] == best[t] else f"{scores[t]:.3f}" for t in tasks]
+        lines.append(f"| {name} | {' | '.join(cells)} | {mean([scores[t] for t in tasks]):.3f} |")
+    return "\n".join(lines)
+
+
+def layers_line(record: dict[str, Any]) -> str:
+    """The calibrated and fallback layers of each calibrated preset."""
+    parts = []
+    for preset, choice in record["layers"].items():
+        parts.append(f"{preset}: auto {span(choice['auto'])}, fallback {span(choice['fallback'])}")
+    return f"{record['model']} ({record['num_layers']} layers): " + "; ".join(parts)
+
+
+def span(layers: list[int]) -> str:
+    """`[9, 10, 11]` -> `9-11` when consecutive."""
+    if len(layers) > 1 and layers == list(range(layers[0], layers[-1] + 1)):
+        return f"{layers[0]}-{layers[-1]}"
+    return ",".join(map(str, layers))
+
+
+def plot_sweeps(records: list[dict[str, Any]], path: Path) -> Path:
+    """Score vs layer for VA, hidden-state mean, WVA and AlignedWVA, one row per model, calibrated layers shaded."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    tasks = list(records[0]["sweep"]["va"])
+    figure = Figure(figsize=(5.0 * len(tasks), 3.2 * len(records)), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(records), len(tasks), squeeze=False)
+    for row, record in zip(axes, records, strict=True):
+        count = record["num_layers"]
+        for axis, task in zip(row, tasks, strict=True):
+            for name, style in (("va", "-o"), ("hs-mean", "-s"), ("aligned-wva", "-^"), ("wva", ":.")):
+                depth = [layer / (count - 1) for layer in range(count)]
+                axis.plot(depth, record["sweep"][name][task], style, markersize=3, label=name)
+            auto = record["layers"]["va"]["auto"]
+            axis.axvspan(auto[0] / (count - 1), auto[-1] / (count - 1), alpha=0.15, color="tab:blue", label="va auto")
+            kv = record["layers"]["kv"]["auto"]
+            axis.axvspan(kv[0] / (count - 1), kv[-1] / (count - 1), alpha=0.12, color="tab:red", label="kv auto")
+            axis.set_title(f"{record['model']}: {task}", fontsize=9)
+            axis.set_xlabel("layer depth (layer / (L-1))")
+            axis.set_ylabel(METRIC_SHORT.get(record["tasks"][task]["metric"], task))
+            axis.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def plot_long_docs(records: list[dict[str, Any]], path: Path) -> Path:
+    """nDCG@10 vs document length for each preset and TF-IDF."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.5 * len(records), 3.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(records), squeeze=False)[0]
+    for axis, record in zip(axes, records, strict=True):
+        for name, scores in record["scores"].items():
+            lengths = [int(length) for length in scores]
+            axis.plot(lengths, list(scores.values()), "--" if name == "tf-idf" else "-o", label=name)
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("document tokens")
+        axis.set_ylabel("nDCG@10")
+        axis.set_title(f"{record['model']}: {record['pages']} library pages", fontsize=9)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def long_docs_table(record: dict[str, Any]) -> str:
+    """Markdown: nDCG@10 and seconds per document at each length."""
+    lengths = [str(length) for length in record["lengths"]]
+    lines = [f"| {record['model']} | " + " | ".join(f"{n} tok" for n in lengths) + " | s/doc at " + lengths[-1] + " |"]
+    lines.append("|---" * (len(lengths) + 2) + "|")
+    for name, scores in record["scores"].items():
+        seconds = record["seconds_per_doc"].get(name, {}).get(lengths[-1])
+        tail = f"{seconds:.2f}" if seconds is not None else ""
+        lines.append(f"| {name} | " + " | ".join(f"{scores[n]:.3f}" for n in lengths) + f" | {tail} |")
+    return "\n".join(lines)
+
+
+def bias_table(records: list[dict[str, Any]]) -> str:
+    """Markdown: KV-Embedding's scores at each prefix bias."""
+    lines = []
+    for record in records:
+        sweep = record.get("bias_sweep") or {}
+        if not sweep:
+            continue
+        tasks = list(next(iter(sweep.values())))
+        lines.append(f"| {record['model']}: b | " + " | ".join(tasks) + " |")
+        lines.append("|---" * (len(tasks) + 1) + "|")
+        for bias, scores in sorted(sweep.items(), key=lambda item: float(item[0])):
+            lines.append(f"| {bias} | " + " | ".join(f"{scores[t]:.3f}" for t in tasks) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the Markdown report and write the figures."""
+    from benchmarks.claims import claims_markdown
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--sizes", default="standard")
+    parser.add_argument("--readme", type=Path, default=None, help="replace the text between the report markers")
+    args = parser.parse_args(argv)
+    records = [r for r in load(args.results, f"quality-*-{args.sizes}.json") if r["model"] != "baselines"]
+    baselines = next(iter(load(args.results, f"quality-baselines-{args.sizes}.json")), None)
+    long_docs = load(args.results, "long_docs-*.json")
+    out = []
+    for record in records:
+        out += [f"### {record['model']}", "", layers_line(record), "", quality_table(record, baselines), ""]
+        out += ["With per-dimension standardisation fitted on each task's documents:", ""]
+        out += [quality_table(record, None, "scores_standardized"), ""]
+    if records:
+        out.append(f"![layer sweeps]({plot_sweeps(records, args.results / 'layer_sweeps.png').name})")
+        out += ["", bias_table(records)]
+    for record in long_docs:
+        out += [long_docs_table(record), ""]
+    if long_docs:
+        out.append(f"![long documents]({plot_long_docs(long_docs, args.results / 'long_docs.png').name})")
+    out += ["", claims_markdown(records, long_docs)]
+    text = "\n".join(out)
+    if args.readme is None:
+        print(text)
+        return
+    readme = args.readme.read_text()
+    if readme.count(START) != 1 or readme.count(END) != 1:
+        raise ValueError(f"{args.readme} must hold the markers {START} and {END} once each")
+    head, rest = readme.split(START)
+    args.readme.write_text(head + START + "\n" + text + "\n" + END + rest.split(END)[1])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The quality benchmark end to end on a tiny random model and the quick task sizes (a CI smoke run).
+
+It fetches the real labelled sets (package registries only), reads every preset
+from shared passes, checks each composed preset against `Embedder.encode`, and
+renders the report and the claim verdicts from the JSON it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from benchmarks import claims, quality, report
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory, tiny_model_folder):
+    out = tmp_path_factory.mktemp("quality")
+    torch.set_num_threads(1)
+    quality.main(
+        [
+            "--models",
+            str(tiny_model_folder),
+            "--sizes",
+            "quick",
+            "--max-length",
+            "256",
+            "--bias",
+            "0",
+            "1",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
+    files = list(out.glob("quality-*-quick.json"))
+    assert len(files) == 1
+    return out, json.loads(files[0].read_text())
+
+
+def test_every_preset_and_layer_choice_is_scored_on_every_task(quick_run):
+    _, record = quick_run
+    expected = {"hs-mean", "hs-last", "prompteol", "echo", "token-prepending"}
+    expected |= {f"{p}@{c}" for p in ("va", "wva", "aligned-wva", "prompteol-wva", "kv") for c in ("auto", "fallback")}
+    assert set(record["scores"]) == expected
+    assert set(record["scores_standardized"]) == expected
+    for scores in [*record["scores"].values(), *record["scores_standardized"].values()]:
+        assert set(scores) == set(record["tasks"])
+        for task, value in scores.items():
+            low = -1.0 if record["tasks"][task]["metric"] == "spearman" else 0.0
+            assert math.isfinite(value) and low <= value <= 1.0
+
+
+def test_composed_presets_equal_the_engine(quick_run):
+    _, record = quick_run
+    assert record["engine_check"]  # every preset row was compared to Embedder.encode
+    assert max(record["engine_check"].values()) <= 1e-4
+
+
+def test_sweeps_cover_every_layer_and_bias(quick_run):
+    _, record = quick_run
+    count = record["num_layers"]
+    for name in ("va", "hs-mean", "aligned-wva", "wva"):
+        for scores in record["sweep"][name].values():
+            assert len(scores) == count
+    assert set(record["bias_sweep"]) == {"0.0", "1.0", "3.0"}
+    # b = 1 is the kv preset itself on the same texts: its scores match the kv@auto row on shared tasks.
+    for task, value in record["bias_sweep"]["1.0"].items():
+        assert value == pytest.approx(record["scores"]["kv@auto"][task], abs=1e-3)
+    # The calibrated window of the last layer's readout is reported with the fallback it replaces.
+    assert record["layers"]["va"]["fallback"] == list(range(count // 2, count))
+
+
+def test_report_renders_tables_figures_and_verdicts(quick_run, capsys):
+    out, record = quick_run
+    report.main(["--results", str(out), "--sizes", "quick"])
+    text = capsys.readouterr().out
+    assert (out / "layer_sweeps.png").stat().st_size > 10_000
+    for name in record["scores"]:
+        assert f"| {name} |" in text
+    verdicts = [line for line in text.splitlines() if line.startswith("| ") and line.endswith("** |")]
+    assert {line.split(" | ")[0][2:] for line in verdicts} == {
+        "va-deep",
+        "aligned-vs-wva",
+        "wo-alignment",
+        "kv-vs-peers",
+        "bias",
+    }
+
+
+def test_claim_rules_give_both_verdicts():
+    record = {
+        "num_layers": 4,
+        "sweep": {"va": {"t": [0.1, 0.1, 0.6, 0.7]}, "hs-mean": {"t": [0.3, 0.3, 0.3, 0.3]}},
+        "scores": {"a@auto": {"t": 0.5}, "a@fallback": {"t": 0.5}, "b@auto": {"t": 0.4}, "b@fallback": {"t": 0.6}},
+    }
+    assert claims.va_deep(record)[1] == "holds"
+    record["sweep"]["hs-mean"]["t"] = [0.9] * 4
+    assert claims.va_deep(record)[1] == "does not hold"
+    assert claims.compare(record, "a", "b")[1] == "mixed"
+    long_record = {"lengths": [512, 4096], "pages": 4, "scores": {}}
+    long_record["scores"] = {"kv": {"512": 0.5, "4096": 0.49}, "prompteol": {"512": 0.5, "4096": 0.3}}
+    assert claims.kv_long(long_record)[1] == "holds"
+    long_record["scores"]["kv"]["4096"] = 0.3
+    assert claims.kv_long(long_record)[1] == "does not hold"
