@@ -8,7 +8,8 @@ import threading
 import pytest
 import torch
 
-from vaembed.serving.batcher import DynamicBatcher
+from vaembed.batching import combine_chunks
+from vaembed.serving.batcher import BatcherUnavailable, DynamicBatcher
 from vaembed.tokenization import TokenSequence
 
 POISON = 666
@@ -97,7 +98,33 @@ async def test_submit_needs_a_running_batcher_and_stop_fails_waiting_jobs():
     await asyncio.sleep(0.05)
     await batcher.stop()
     outcomes = await asyncio.gather(first, second, return_exceptions=True)
-    assert any(isinstance(o, RuntimeError) and "shutting down" in str(o) for o in outcomes)
+    assert any(isinstance(o, BatcherUnavailable) and "shutting down" in str(o) for o in outcomes)
+    assert batcher.failure is None  # a clean stop is not a failure
+
+
+async def test_a_dead_worker_fails_waiting_jobs_and_refuses_new_ones_until_restarted():
+    embed = RecordingEmbed(delay=0.3)
+    batcher = DynamicBatcher(embed, max_batch_texts=1, max_wait_s=0)
+    await batcher.start()
+    waiting = [asyncio.ensure_future(batcher.submit(sequences((i,)), 1)) for i in (1, 2)]
+    await asyncio.sleep(0.05)
+    batcher._worker.cancel()  # the worker ends without stop(): e.g. cancelled by a library
+    outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(o, BatcherUnavailable) and "cancelled" in str(o) for o in outcomes)
+    assert batcher.failure == "its worker task was cancelled" and not batcher.running
+    with pytest.raises(BatcherUnavailable, match="failed and takes no more jobs"):
+        await batcher.submit(sequences((3,)), 1)
+    await batcher.start()
+    assert batcher.failure is None
+    assert torch.equal(await batcher.submit(sequences((4, 5)), 1), expected((4, 5)))
+    await batcher.stop()
+
+
+def test_combine_chunks_follows_each_sequences_source_not_its_position():
+    seqs = [TokenSequence((1,), (True,), None, source, 1) for source in (1, 0)]
+    vectors = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    combined = combine_chunks(seqs, vectors, 2, normalize=False)
+    assert torch.equal(combined, torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
 
 
 @pytest.mark.parametrize("kwargs", [{"max_batch_texts": 0}, {"max_batch_texts": True}, {"max_wait_s": -1}])

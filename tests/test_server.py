@@ -100,6 +100,8 @@ BAD_REQUESTS = [
     ({"model": NAME, "input": "a", "encoding_format": "int8"}, 400, "encoding_format"),
     ({"model": NAME, "input": "a", "dimensions": 7}, 400, "'dimensions'=7 is not supported"),
     ({"model": NAME, "input": "a", "input_type": "passage"}, 400, "input_type"),
+    ({"model": NAME, "input": "a", "input_type": ["query"]}, 400, "'input_type' must be a string"),
+    ({"model": NAME, "input": "a", "encoding_format": {"f": 1}}, 400, "'encoding_format' must be a string"),
     ({"model": NAME, "input": "a", "user": 3}, 400, "'user' must be a string"),
     ({"model": NAME, "input": ["short", LONG]}, 400, "input[1] has"),
     ({"model": NAME, "input": ["word " * 20] * 8}, 400, "464 tokens with prompts, over this server's limit of 400"),
@@ -152,9 +154,46 @@ def test_api_key_guards_v1_routes_only(embedder):
         assert httpx.get(f"{guarded.url}/health").status_code == 200
 
 
+def test_a_body_over_the_limit_is_refused_with_413_before_parsing(embedder):
+    settings = ServerSettings(served_model_name=NAME, max_body_bytes=300)
+    with BackgroundServer(create_app(embedder, settings)) as small:
+        assert post(small, {"model": NAME, "input": "a short text"}).status_code == 200
+        response = post(small, {"model": NAME, "input": "word " * 100})
+        assert response.status_code == 413
+        assert "over this server's limit of 300 bytes" in response.json()["error"]["message"]
+        assert post(small, {"model": NAME, "input": "still served"}).status_code == 200
+
+
+def test_a_prompt_leaving_no_room_for_text_stops_the_app_from_being_built(embedder):
+    settings = ServerSettings(served_model_name=NAME, query_prompt="word " * 200)
+    with pytest.raises(ValueError, match="the query prompt .* leaves no room for text"):
+        create_app(embedder, settings)
+
+
+async def test_health_reports_a_failed_batcher_with_503(embedder):
+    app = create_app(embedder, ServerSettings(served_model_name=NAME))
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/health")).json()["status"] == "ok"
+        app.state.batcher._worker.cancel()
+        await asyncio.sleep(0.01)
+        health = await client.get("/health")
+        assert health.status_code == 503 and health.json()["status"] == "failed"
+        assert "cancelled" in health.json()["reason"]
+        refused = await client.post("/v1/embeddings", json={"model": NAME, "input": "a"})
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "service_unavailable"
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("max_inputs", 0), ("batch_size", True), ("max_batch_texts", -3), ("batch_wait_ms", -1.0), ("query_prompt", 3)],
+    [
+        ("max_inputs", 0),
+        ("max_body_bytes", 0),
+        ("batch_size", True),
+        ("max_batch_texts", -3),
+        ("batch_wait_ms", -1.0),
+        ("query_prompt", 3),
+    ],
 )
 def test_bad_server_settings_are_named(field, value):
     with pytest.raises((ValueError, TypeError), match=field):

@@ -50,13 +50,15 @@ def plan_batches(lengths: list[int], batch_size: int, token_budget: int) -> list
 def combine_chunks(sequences: list[TokenSequence], vectors: torch.Tensor, count: int, normalize: bool) -> torch.Tensor:
     """One vector per text: chunks are combined by a token-weighted mean.
 
-    With `normalize`, chunk vectors are L2-normalised before averaging, so a
-    chunk's weight is its share of the text's tokens, not its norm.
+    Row `i` of `vectors` belongs to `sequences[i]`, whose `source` names its
+    text in `0..count-1`, in any order. With `normalize`, chunk vectors are
+    L2-normalised before averaging, so a chunk's weight is its share of the
+    text's tokens, not its norm.
     """
     if normalize:
         vectors = torch.nn.functional.normalize(vectors, dim=-1)
-    if len(sequences) == count:
-        combined = vectors
+    if len(sequences) == count and all(sequence.source == index for index, sequence in enumerate(sequences)):
+        combined = vectors  # one sequence per text, already in text order
     else:
         sources = torch.tensor([s.source for s in sequences])
         weights = torch.tensor([float(s.weight) for s in sequences]).unsqueeze(1)

@@ -46,6 +46,12 @@ def add_serve_command(commands: Any) -> None:
         "--max-request-tokens", type=positive_int, default=300_000, help="most tokens per request (default 300000)"
     )
     serve.add_argument(
+        "--max-body-bytes",
+        type=positive_int,
+        default=16 * 1024 * 1024,
+        help="largest request body in bytes, refused with 413 above it (default 16 MiB)",
+    )
+    serve.add_argument(
         "--max-batch-texts", type=positive_int, default=128, help="most texts merged into one batch (default 128)"
     )
     serve.add_argument(
@@ -77,6 +83,7 @@ def run_serve(args: argparse.Namespace) -> int:
         served_model_name=args.served_model_name or args.model,
         max_inputs=args.max_inputs,
         max_request_tokens=args.max_request_tokens,
+        max_body_bytes=args.max_body_bytes,
         max_batch_texts=args.max_batch_texts,
         batch_wait_ms=args.batch_wait_ms,
         batch_size=args.batch_size,
@@ -93,6 +100,7 @@ def run_serve(args: argparse.Namespace) -> int:
         max_length=args.max_length,
         long_text=args.long_text,
     )
+    app = create_app(embedder, settings)  # refuses bad --query-prompt / --document-prompt before listening
     embedder.encode(["warm-up"], batch_size=1)
     print(
         f"vaembed serve: {settings.served_model_name} ({embedder.recipe.name}, layers {embedder.layers}, "
@@ -100,5 +108,5 @@ def run_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(create_app(embedder, settings), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0

@@ -109,8 +109,15 @@ def embed_dataset(
         rows_per_batch: Rows handed to an actor per call.
         batch_size: Most sequences per forward pass inside a call.
         normalize: L2-normalise the vectors.
-        preserve_order: Keep the input's row order in the output (set on this
-            dataset's own `DataContext`).
+        preserve_order: Keep the input's row order in the output. Ray Data
+            reads this from a dataset's `DataContext`, which a transformation
+            shares with the dataset it came from; so the returned dataset gets
+            its own copy of that context with `execution_options.preserve_order`
+            set, which the datasets derived from it (e.g. `write_embeddings`)
+            inherit. `dataset`'s context, the global `DataContext` and any
+            other dataset are left as they were. With False, the output
+            follows `dataset`'s context (Ray's default: whatever order
+            batches finish in).
         **options: More `ModelOptions` (`max_length`, `long_text`, `device`, `dtype`, `model_kwargs`).
 
     Raises:
@@ -139,8 +146,21 @@ def embed_dataset(
         num_cpus=num_cpus,
     )
     if preserve_order:
+        out = _with_own_context(out)
         out.context.execution_options.preserve_order = True
     return out
+
+
+def _with_own_context(dataset: ray.data.Dataset) -> ray.data.Dataset:
+    """The same lazy dataset with a copy of its `DataContext`, so changing it touches no other dataset.
+
+    `Dataset.copy(_deep_copy=True)` is what Ray Data itself uses to give a
+    dataset its own context (e.g. in `materialize`); it copies the logical
+    plan object (not its operators) and the execution cache, and executes nothing.
+    """
+    import ray.data
+
+    return ray.data.Dataset.copy(dataset, _deep_copy=True)
 
 
 def _as_arrow_batch(batch: dict[str, np.ndarray], id_column: str, embedding_column: str, keep: tuple[str, ...]) -> Any:

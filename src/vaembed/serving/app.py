@@ -1,11 +1,14 @@
 """An OpenAI-compatible embeddings server (FastAPI) over one loaded `Embedder`.
 
 Routes: `POST /v1/embeddings`, `GET /v1/models`, `GET /v1/models/{model}`
-and `GET /health`. Each request is checked and tokenized on its own; its
+and `GET /health` (`"status": "ok"`; `"failed"` with a `"reason"` and HTTP
+503 once the batcher's worker has died). Each request is checked and tokenized on its own; its
 sequences then join concurrent requests in a `DynamicBatcher`, so requests
 arriving together share forward passes. Every refusal is an OpenAI-shaped
-JSON error with a 4xx status; no request can stop the server or change
-another request's vectors.
+JSON error with a 4xx status (413 for a body over `max_body_bytes`); 503
+means the batcher takes no jobs (shutting down, or failed: see `/health`);
+500 means the embedding itself failed. No request can stop the server or
+change another request's vectors.
 
 Run it with `vaembed serve` or, for an embedder you built, with
 `uvicorn.run(create_app(embedder))`.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,7 +32,7 @@ from starlette.exceptions import HTTPException
 
 from vaembed.embedder import Embedder
 from vaembed.prompts import Role
-from vaembed.serving.batcher import DynamicBatcher
+from vaembed.serving.batcher import BatcherUnavailable, DynamicBatcher
 from vaembed.serving.protocol import RequestError, embedding_response, error_body, parse_embedding_request
 from vaembed.tokenization import TokenSequence
 from vaembed.version import __version__
@@ -44,6 +48,7 @@ class ServerSettings:
         served_model_name: The name clients send as `model` (default the embedder's name).
         max_inputs: Most strings per request (OpenAI's limit is 2048).
         max_request_tokens: Most tokens per request, prompts included.
+        max_body_bytes: Largest request body, checked before it is parsed (413 above it).
         max_batch_texts: Most texts merged into one engine call.
         batch_wait_ms: How long a lone request waits for others to share its batch.
         batch_size: Most sequences per forward pass (the engine's `batch_size`).
@@ -56,6 +61,7 @@ class ServerSettings:
     served_model_name: str | None = None
     max_inputs: int = 2048
     max_request_tokens: int = 300_000
+    max_body_bytes: int = 16 * 1024 * 1024
     max_batch_texts: int = 128
     batch_wait_ms: float = 5.0
     batch_size: int = 32
@@ -64,7 +70,7 @@ class ServerSettings:
     document_prompt: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_inputs", "max_request_tokens", "max_batch_texts", "batch_size"):
+        for name in ("max_inputs", "max_request_tokens", "max_body_bytes", "max_batch_texts", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ServerSettings.{name} must be a positive int, not {value!r}")
@@ -82,15 +88,33 @@ def _error_response(status: int, body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+# `TextTokenizer.encode`'s refusal of a text over `max_length` under `long_text="error"`.
+_TOO_LONG = re.compile(r"^texts\[(\d+)\] has (\d+) tokens with its prompt, over max_length=(\d+)")
+_PROBE_TEXT = "a"
+
+
+def _prompt(settings: ServerSettings, role: Role) -> str | None:
+    return settings.query_prompt if role == "query" else settings.document_prompt
+
+
 def _tokenize(
     embedder: Embedder, texts: list[str], role: Role, settings: ServerSettings
 ) -> tuple[list[TokenSequence], int]:
-    prompt = settings.query_prompt if role == "query" else settings.document_prompt
+    """Tokenize one request's texts; a text over `max_length` is the client's 400, any other failure a 500."""
     try:
-        sequences, _ = embedder.tokenize(texts, role=role, prompt=prompt)
+        sequences, _ = embedder.tokenize(texts, role=role, prompt=_prompt(settings, role))
     except ValueError as error:
-        message = str(error).replace("texts[", "input[", 1)
-        raise RequestError(message, param="input", code="context_length_exceeded") from None
+        too_long = _TOO_LONG.match(str(error))
+        if too_long is None:  # not the client's input: the server's configuration or a bug (500)
+            raise ValueError(str(error).replace("texts[", "input[", 1)) from error
+        index, tokens, limit = too_long.groups()
+        raise RequestError(
+            f"input[{index}] has {tokens} tokens with this server's prompt; this server accepts at most {limit} "
+            "tokens per input. Shorten or split it (the server's operator can start it with "
+            "--long-text truncate or --long-text chunk to accept longer inputs)",
+            param="input",
+            code="context_length_exceeded",
+        ) from None
     tokens = sum(len(sequence.ids) for sequence in sequences)
     max_tokens = settings.max_request_tokens
     if tokens > max_tokens:
@@ -101,6 +125,63 @@ def _tokenize(
     return sequences, tokens
 
 
+def _check_prompts(embedder: Embedder, settings: ServerSettings) -> None:
+    """Tokenize a one-word probe under each role's prompt, so a bad prompt stops the server from starting.
+
+    Raises:
+        ValueError: A prompt is malformed (e.g. `{text}` twice) or leaves no room
+            for text within the embedder's `max_length` (the setting is named).
+    """
+    roles: tuple[Role, ...] = ("query", "document")
+    for role in roles:
+        prompt = _prompt(settings, role)
+        source = (
+            f"the {role} prompt {prompt!r} (ServerSettings.{role}_prompt, vaembed serve --{role}-prompt)"
+            if prompt is not None
+            else f"the recipe's {role} prompt"
+        )
+        try:
+            embedder.tokenize([_PROBE_TEXT], role=role, prompt=prompt)
+        except (TypeError, ValueError) as error:
+            too_long = _TOO_LONG.match(str(error))
+            if too_long is not None:
+                problem = (
+                    f"leaves no room for text: with a one-word text it takes {too_long.group(2)} tokens, "
+                    f"over max_length={embedder.max_length}"
+                )
+            else:
+                problem = f"cannot be used with this embedder (max_length={embedder.max_length}): {error}"
+            raise ValueError(f"{source} {problem}") from None
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 once it is over `limit` bytes (before it is read in full).
+
+    Raises:
+        RequestError: 413 when `Content-Length` or the bytes received exceed `limit`.
+    """
+
+    def too_large(size: str) -> RequestError:
+        return RequestError(
+            f"the request body is {size} bytes, over this server's limit of {limit} bytes; send fewer or shorter "
+            "inputs per request",
+            status=413,
+            code="request_too_large",
+        )
+
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(declared)
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise too_large(f"more than {limit}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def create_app(embedder: Embedder, settings: ServerSettings | None = None) -> FastAPI:
     """Build the server application for a loaded embedder.
 
@@ -109,8 +190,13 @@ def create_app(embedder: Embedder, settings: ServerSettings | None = None) -> Fa
             policy apply to every request (`long_text="error"` refuses longer
             inputs with a 400).
         settings: Limits and batching; default `ServerSettings()`.
+
+    Raises:
+        ValueError: The configured query or document prompt is malformed or
+            leaves no room for text within the embedder's `max_length`.
     """
     settings = settings or ServerSettings()
+    _check_prompts(embedder, settings)
     model_name = settings.served_model_name or embedder.name
     created = int(time.time())
 
@@ -140,6 +226,11 @@ def create_app(embedder: Embedder, settings: ServerSettings | None = None) -> Fa
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         return _error_response(error.status_code, error_body(str(error.detail), "invalid_request_error"))
 
+    @app.exception_handler(BatcherUnavailable)
+    async def unavailable(request: Request, error: BatcherUnavailable) -> JSONResponse:
+        body = error_body(f"the server cannot embed now: {error}", "server_error", code="service_unavailable")
+        return _error_response(503, body)
+
     @app.exception_handler(Exception)
     async def server_error(request: Request, error: Exception) -> JSONResponse:
         message = " ".join(str(error).split()) or type(error).__name__
@@ -159,9 +250,12 @@ def create_app(embedder: Embedder, settings: ServerSettings | None = None) -> Fa
         return {"id": model_name, "object": "model", "created": created, "owned_by": "vaembed"}
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {
-            "status": "ok" if batcher.running else "starting",
+    async def health() -> JSONResponse:
+        failure = batcher.failure
+        status = "failed" if failure is not None else "ok" if batcher.running else "starting"
+        body = {
+            "status": status,
+            **({"reason": failure} if failure is not None else {}),
             "model": model_name,
             "recipe": embedder.recipe.name,
             "layers": embedder.layers,
@@ -171,6 +265,7 @@ def create_app(embedder: Embedder, settings: ServerSettings | None = None) -> Fa
             "version": __version__,
             "batching": asdict(batcher.stats),
         }
+        return JSONResponse(body, status_code=503 if failure is not None else 200)
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
@@ -185,7 +280,7 @@ def create_app(embedder: Embedder, settings: ServerSettings | None = None) -> Fa
     @app.post("/v1/embeddings")
     async def create_embeddings(request: Request) -> JSONResponse:
         try:
-            body = json.loads(await request.body())
+            body = json.loads(await _read_body(request, settings.max_body_bytes))
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise RequestError(f"the request body is not valid JSON: {error}") from None
         parsed = parse_embedding_request(

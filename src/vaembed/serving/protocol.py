@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -98,6 +98,19 @@ def _check_input(value: Any, max_inputs: int) -> tuple[list[str], bool]:
     return value, False
 
 
+def _choice(body: dict[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
+    """The string field `name`, one of `choices`; `default` when absent or JSON null (only then)."""
+    value = body.get(name)
+    if value is None:
+        return default
+    allowed = " or ".join(repr(choice) for choice in choices)
+    if not isinstance(value, str):
+        raise RequestError(f"'{name}' must be a string, {allowed}, not {_describe(value)}", param=name)
+    if value not in choices:
+        raise RequestError(f"'{name}' must be {allowed}, not {value!r}", param=name)
+    return value
+
+
 def parse_embedding_request(body: Any, *, served_model: str, dimension: int, max_inputs: int) -> EmbeddingRequest:
     """Check a decoded JSON body against the protocol and this server's limits.
 
@@ -125,9 +138,7 @@ def parse_embedding_request(body: Any, *, served_model: str, dimension: int, max
             param="model",
             code="model_not_found",
         )
-    encoding = body.get("encoding_format") or "float"
-    if encoding not in ("float", "base64"):
-        raise RequestError(f"'encoding_format' must be 'float' or 'base64', not {encoding!r}", param="encoding_format")
+    encoding = _choice(body, "encoding_format", ("float", "base64"), "float")
     dimensions = body.get("dimensions")
     if dimensions is not None and (isinstance(dimensions, bool) or dimensions != dimension):
         raise RequestError(
@@ -135,13 +146,11 @@ def parse_embedding_request(body: Any, *, served_model: str, dimension: int, max
             "and are not truncatable",
             param="dimensions",
         )
-    input_type = body.get("input_type") or "document"
-    if input_type not in ROLES:
-        raise RequestError(f"'input_type' must be 'query' or 'document', not {input_type!r}", param="input_type")
+    input_type = _choice(body, "input_type", tuple(ROLES), "document")
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise RequestError(f"'user' must be a string, not {_describe(user)}", param="user")
-    return EmbeddingRequest(texts, single, encoding, ROLES[input_type])
+    return EmbeddingRequest(texts, single, cast(EncodingFormat, encoding), ROLES[input_type])
 
 
 def _encode_vector(vector: np.ndarray, encoding: EncodingFormat) -> list[float] | str:
