@@ -56,6 +56,9 @@ bench: setup
 	$(BIN)/python -u -m benchmarks.quality --models gemma3-270m --sizes small
 	$(BIN)/python -u -m benchmarks.quality --models qwen2.5-coder-0.5b --sizes small
 	$(BIN)/python -u -m benchmarks.long_docs --model smollm2-135m --pages 16 --presets kv prompteol hs-mean
+	$(BIN)/python -u -m benchmarks.speed --models smollm2-135m --texts 64 --out benchmarks/results/speed-cpu-smollm2-135m.json
+	$(BIN)/python -u -m benchmarks.speed --models qwen2.5-coder-0.5b --texts 32 --latency-presets va kv --repeats 1 \
+		--out benchmarks/results/speed-cpu-qwen2.5-coder-0.5b.json
 	$(BIN)/python -m benchmarks.report --readme benchmarks/README.md
 
 clean:

@@ -4,7 +4,7 @@
   similarity rating of every pair (1,225), from the `gensim==4.4.0` wheel's test data.
 - `vader_tweets()`: VADER's tweet ground truth (4,200 tweets rated by 20 people;
   the label is the sign of the mean valence), from the `vaderSentiment==3.3.2` sdist.
-- `newsgroups_3()`: 2,954 20 Newsgroups posts of 3 categories, from the
+- `newsgroups_3()`: the 2,948 non-empty 20 Newsgroups posts of 3 categories, from the
   `freediscovery==1.3.1` sdist (a pickled dict, read by an unpickler that admits
   only the container class and numpy arrays).
 
@@ -137,13 +137,14 @@ def _reconstruct() -> Callable[..., Any]:
 
 
 def newsgroups_3() -> LabelledTexts:
-    """2,954 posts of 3 newsgroups (mail headers already removed in the set) and their group names."""
+    """The non-empty posts of 3 newsgroups (2,948 of 2,954; headers already removed in the set) and their groups."""
     suffix = "freediscovery/data/20_newsgroups_3categories.pkl.xz"
     path = _fetched("20_newsgroups_3categories.pkl.xz", "freediscovery==1.3.1", False, _from_tar(suffix))
     bunch = RestrictedUnpickler(io.BytesIO(lzma.decompress(path.read_bytes()))).load()
     names = list(bunch["target_names"])
-    texts = [str(text).strip() for text in bunch["data"]]
-    return texts, [str(names[int(i)]) for i in bunch["target"]]
+    posts = [(str(text).strip(), str(names[int(i)])) for text, i in zip(bunch["data"], bunch["target"], strict=True)]
+    kept = [(text, label) for text, label in posts if text]  # six posts are empty once their headers are gone
+    return [text for text, _ in kept], [label for _, label in kept]
 
 
 def stratified_sample(data: LabelledTexts, limit: int | None, seed: int = 0) -> LabelledTexts:

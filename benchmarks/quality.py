@@ -15,7 +15,9 @@ composed preset is checked against `Embedder.encode` on a sample of texts.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import pickle
 import platform
 import time
 from collections.abc import Callable
@@ -31,6 +33,7 @@ import vaembed
 from benchmarks.readouts import Capture, PassGroup, Readings, check_against_engine, read_group
 from benchmarks.task_suite import SIZES, build_tasks
 from vaembed import Embedder
+from vaembed.loading import cache_dir
 from vaembed.prompts import PROMPTS
 from vaembed.recipe import CALIBRATED_PRESETS, READOUTS, Recipe, get_recipe, resolve_layers
 
@@ -154,6 +157,31 @@ def score_all(tasks: list[Any], embed: Embed) -> tuple[dict[str, float], dict[st
     return plain, std
 
 
+def cached_read(
+    embedder: Embedder, group: PassGroup, texts: dict[str, list[str]], args: argparse.Namespace
+) -> Readings:
+    """`read_group`, kept in `$VAEMBED_CACHE/quality-readings/` so an interrupted run resumes where it stopped.
+
+    The key covers the model, the group (prompt, intervention, captures), the texts,
+    `max_length` and the vaembed version; `--no-cache` reads afresh.
+    """
+    key = json.dumps(
+        [embedder.name, repr(group), texts, args.max_length, vaembed.__version__, torch.__version__], sort_keys=True
+    )
+    path = cache_dir() / "quality-readings" / f"{group.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pkl"
+    if not args.no_cache and path.is_file():
+        with path.open("rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - written by this function on this machine
+    readings = read_group(embedder, group, texts, batch_size=args.batch_size)
+    if not args.no_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_suffix(".tmp")
+        with staging.open("wb") as handle:
+            pickle.dump(readings, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        staging.replace(path)
+    return readings
+
+
 def model_layers(embedder: Embedder) -> dict[str, dict[str, list[int]]]:
     """The calibrated and fallback layers of each calibrated preset."""
     count = embedder.num_layers
@@ -178,7 +206,7 @@ def run_model(model: str, tasks: list[Any], args: argparse.Namespace) -> dict[st
     record["load_seconds"] = round(load_seconds, 1)
     readings: dict[str, Readings] = {}
     for group in groups_for(layers):
-        readings[group.name] = read_group(embedder, group, texts, batch_size=args.batch_size)
+        readings[group.name] = cached_read(embedder, group, texts, args)
         print(f"[{model}] {group.name}: {readings[group.name].tokens} tokens in {readings[group.name].seconds:.0f} s")
     record["passes"] = {name: {"seconds": round(r.seconds, 1), "tokens": r.tokens} for name, r in readings.items()}
     record["scores"], record["scores_standardized"], record["engine_check"] = {}, {}, {}
@@ -195,7 +223,7 @@ def run_model(model: str, tasks: list[Any], args: argparse.Namespace) -> dict[st
         record["scores"][config["name"]], record["scores_standardized"][config["name"]] = score_all(tasks, embed)
         print(f"[{model}] {config['name']}: {record['scores'][config['name']]}")
     record["sweep"] = sweep(tasks, readings, embedder.num_layers)
-    record["bias_sweep"] = bias_sweep(embedder, tasks, layers, args.bias) if args.bias else {}
+    record["bias_sweep"] = bias_sweep(embedder, tasks, layers, args) if args.bias else {}
     record["seconds"] = round(time.perf_counter() - start, 1)
     return record
 
@@ -221,17 +249,17 @@ def sweep(tasks: list[Any], readings: dict[str, Readings], num_layers: int) -> d
 
 
 def bias_sweep(
-    embedder: Embedder, tasks: list[Any], layers: dict[str, dict[str, list[int]]], biases: list[float]
+    embedder: Embedder, tasks: list[Any], layers: dict[str, dict[str, list[int]]], args: argparse.Namespace
 ) -> dict[str, dict[str, float]]:
     """KV-Embedding (calibrated layers) at each prefix bias b on the bias-sweep tasks."""
     chosen = [task for task in tasks if task.name in BIAS_TASKS]
     texts = texts_by_role(chosen)
     kv = get_recipe("kv").with_layers(layers["kv"]["auto"])
     out = {}
-    for bias in biases:
+    for bias in args.bias:
         recipe = replace(kv, intervention=replace(kv.intervention, bias=bias), name=f"kv-b{bias}")
         group = PassGroup(f"kv-b{bias}", recipe, (Capture("hidden_hybrid", "hidden_hybrid", "final"),))
-        reading = read_group(embedder, group, texts)
+        reading = cached_read(embedder, group, texts, args)
         embed = reading.embed("hidden_hybrid", [-1])
         out[str(bias)] = {task.name: round(float(task.score(embed)), 4) for task in chosen}
         print(f"[bias {bias}] {out[str(bias)]}")
@@ -279,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-cache", action="store_true", help="do not reuse or keep passes in $VAEMBED_CACHE")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     tasks = build_tasks(SIZES[args.sizes])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,17 @@ def bias_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def speed_sections(records: list[dict[str, Any]]) -> list[str]:
+    """The speed benchmark's own Markdown (`benchmarks.speed.render_markdown`), headings one level down."""
+    from benchmarks.speed import render_markdown
+
+    out = []
+    for record in records:
+        text = render_markdown(record).replace("\n## ", "\n#### ")
+        out += ["", "### " + text.removeprefix("# ")]
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the Markdown report and write the figures."""
     from benchmarks.claims import claims_markdown
@@ -152,6 +164,11 @@ def main(argv: list[str] | None = None) -> None:
             if record["model"] == "baselines":
                 baselines[sizes] = record
     long_docs = load(args.results, "long_docs-*.json")
+    base = args.readme.parent if args.readme is not None else Path.cwd()
+
+    def image(path: Path) -> str:
+        return Path(os.path.relpath(path, base)).as_posix()
+
     out = []
     for record in records:
         texts = ", ".join(f"{task} {info['texts']}" for task, info in record["tasks"].items())
@@ -160,13 +177,14 @@ def main(argv: list[str] | None = None) -> None:
         out += ["With per-dimension standardisation fitted on each task's documents:", ""]
         out += [quality_table(record, None, "scores_standardized"), ""]
     if records:
-        out.append(f"![layer sweeps]({plot_sweeps(records, args.results / 'layer_sweeps.png').name})")
+        out.append(f"![layer sweeps]({image(plot_sweeps(records, args.results / 'layer_sweeps.png'))})")
         out += ["", bias_table(records)]
     for record in long_docs:
         out += [long_docs_table(record), ""]
     if long_docs:
-        out.append(f"![long documents]({plot_long_docs(long_docs, args.results / 'long_docs.png').name})")
+        out.append(f"![long documents]({image(plot_long_docs(long_docs, args.results / 'long_docs.png'))})")
     out += ["", claims_markdown(records, long_docs)]
+    out += speed_sections(load(args.results, "speed-*.json"))
     text = "\n".join(out)
     if args.readme is None:
         print(text)

@@ -91,6 +91,17 @@ def test_report_renders_tables_figures_and_verdicts(quick_run, capsys):
     }
 
 
+def test_report_rewrites_the_readme_between_its_markers_with_working_image_links(quick_run, tmp_path):
+    out, _ = quick_run
+    readme = tmp_path / "README.md"
+    readme.write_text("# Title\n\n<!-- report:start -->\nold\n<!-- report:end -->\n\nTail.\n")
+    report.main(["--results", str(out), "--sizes", "quick", "--readme", str(readme)])
+    text = readme.read_text()
+    assert text.startswith("# Title") and text.endswith("Tail.\n") and "\nold\n" not in text
+    links = [line[line.index("](") + 2 : -1] for line in text.splitlines() if line.startswith("![")]
+    assert links and all((readme.parent / link).is_file() for link in links)
+
+
 def test_claim_rules_give_both_verdicts():
     record = {
         "num_layers": 4,

@@ -1,0 +1,1 @@
+"""Benchmarks of vaembed: real labelled data sets, MTEB-style tasks, baselines and runners."""
