@@ -1,6 +1,6 @@
 r"""Speed of every preset against a bare forward pass and sentence-transformers, plus memory, load time and latency.
 
-    python -m benchmarks.speed --models smollm2-135m qwen2.5-coder-0.5b --presets all --layers auto \\
+    python -m benchmarks.speed --models smollm2-135m qwen2.5-coder-0.5b --presets all \\
         --out benchmarks/results/speed.json
     python -m benchmarks.speed --report benchmarks/results/speed.json
 
@@ -21,8 +21,9 @@ For each model and each preset, in one run:
    the conversion runs) and a cached load, each in a fresh process.
 4. Seconds per document of exactly 512..4096 text tokens (`--lengths`; library
    pages concatenated), batch of 1, median of `--repeats`.
-5. The layers each preset used (`--layers auto` reads the calibration profile,
-   computing it once when missing, timed) and where the pass exits early.
+5. The layers each preset used (its default; `--layers auto` the calibrated
+   ones, `fallback` the METHODS fallbacks; a preset that reads the calibration
+   profile has it computed once when missing, timed) and where the pass exits early.
 
 Targets (flagged, not tuned to): every preset >= 0.9x the bare forward; early-exit
 readouts faster than it; the default recipe >= 1.0x sentence-transformers.
@@ -107,7 +108,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--report", type=Path, help="print the Markdown tables of a saved result and exit")
     parser.add_argument("--models", nargs="+", default=["smollm2-135m"], help="presets, .gguf files or folders")
     parser.add_argument("--presets", nargs="+", default=["all"], help="preset names, or 'all'")
-    parser.add_argument("--layers", choices=("auto", "fallback"), default="auto")
+    parser.add_argument(
+        "--layers",
+        choices=("default", "auto", "fallback"),
+        default="default",
+        help="each preset's default layers, the calibrated ones, or the METHODS fallbacks",
+    )
     parser.add_argument("--texts", type=int, default=256, help="texts in the throughput corpus")
     parser.add_argument("--corpus", choices=("docs", "synthetic"), default="docs")
     parser.add_argument("--rounds", type=int, default=3)

@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from vaembed.recipe import CALIBRATED_PRESETS
+from vaembed.recipe import CALIBRATED_PRESETS, get_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 LATENCY_PRESETS = ("va", "aligned-wva", "kv", "hs-mean")
@@ -148,8 +148,18 @@ def documents(folder: str, kind: str, lengths: list[int]) -> list[Result]:
 
 
 def layer_option(preset: str, mode: str) -> str | None:
-    """The `layers=` argument for a preset: None (its own, `auto` for calibrated ones) or the fallback set."""
-    return FALLBACK_LAYERS.get(preset) if mode == "fallback" else None
+    """The `layers=` argument for a preset: None (its default), `"auto"` (calibrated) or its fallback set."""
+    if mode == "fallback":
+        return FALLBACK_LAYERS.get(preset)
+    if mode == "auto" and preset in CALIBRATED_PRESETS:
+        return "auto"
+    return None
+
+
+def needs_profile(preset: str, mode: str) -> bool:
+    """Whether a preset, with the `--layers` mode, reads the calibration profile."""
+    option, recipe = layer_option(preset, mode), get_recipe(preset)
+    return (recipe.with_layers(option) if option is not None else recipe).needs_calibration
 
 
 def one_shot(role: str, config: Result, env: dict[str, str], label: str) -> Result:
@@ -269,11 +279,12 @@ def bench_preset(preset: str, spec: str, args: argparse.Namespace, common: Resul
 
 def calibration(spec: str, presets: list[str], args: argparse.Namespace, common: Result) -> Result:
     """Make sure the calibrated presets' profile exists before any timing (timed when computed now)."""
-    calibrated = [p for p in presets if p in CALIBRATED_PRESETS]
-    if args.layers != "auto" or not calibrated:
-        return {"skipped": f"layers={args.layers}" if calibrated else "no calibrated preset"}
+    calibrated = [p for p in presets if needs_profile(p, args.layers)]
+    if not calibrated:
+        return {"skipped": f"no preset calibrates with layers={args.layers}"}
     log(f"{spec}: calibration profile for {calibrated} (computed once when missing)")
-    return one_shot("calibrate", {**common, "model": spec, "presets": calibrated}, args.env, f"{spec}/calibrate")
+    options = {preset: layer_option(preset, args.layers) for preset in calibrated}
+    return one_shot("calibrate", {**common, "model": spec, "presets": options}, args.env, f"{spec}/calibrate")
 
 
 def bench_model(spec: str, args: argparse.Namespace, save: Callable[[Result], None]) -> Result:

@@ -355,7 +355,7 @@ def calibrate_once(config: Reply) -> Reply:
     path = default_profile_path(model_identity(embedder))
     existed = path.exists()
     start = time.perf_counter()
-    chosen = {preset: embedder.with_recipe(preset).layers for preset in config["presets"]}
+    chosen = {preset: embedder.with_recipe(preset, layers).layers for preset, layers in config["presets"].items()}
     return {"profile": str(path), "existed": existed, "seconds": time.perf_counter() - start, "layers": chosen}
 
 

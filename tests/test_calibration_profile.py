@@ -197,7 +197,7 @@ def test_bad_explicit_profile_raises(base, profile, kind, tmp_path):
     path = tmp_path / "mine.json"
     path.write_text(corrupt_variants(profile)[kind])
     with pytest.raises(ProfileError, match="mine.json"):
-        Embedder(base.model, base.tokenizer, "va", name="tiny-llama", calibration=path)
+        Embedder(base.model, base.tokenizer, "va", "auto", name="tiny-llama", calibration=path)
     assert path.read_text() == corrupt_variants(profile)[kind]
 
 
@@ -208,14 +208,14 @@ def test_profile_object_for_another_model_raises(profile, tiny_llama):
     config = LlamaConfig(**{**model.config.to_dict(), "num_hidden_layers": 3})
     other = LlamaModel(config).eval()
     with pytest.raises(ProfileError, match="another model"):
-        Embedder(other, tokenizer, "va", name="tiny-llama", calibration=profile)
+        Embedder(other, tokenizer, "va", "auto", name="tiny-llama", calibration=profile)
 
 
 def test_missing_explicit_path_is_calibrated_and_written(base, tmp_path):
     path = tmp_path / "new" / "profile.json"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        embedder = Embedder(base.model, base.tokenizer, "va", name="tiny-llama", calibration=path)
+        embedder = Embedder(base.model, base.tokenizer, "va", "auto", name="tiny-llama", calibration=path)
     assert embedder.calibration_profile == CalibrationProfile.load(path)
 
 
@@ -223,38 +223,38 @@ def test_missing_explicit_path_is_calibrated_and_written(base, tmp_path):
 
 
 def test_auto_calibrates_once_then_reuses_the_saved_profile(base, fresh_cache):
-    first = Embedder(base.model, base.tokenizer, "va", name="tiny-llama")
+    first = Embedder(base.model, base.tokenizer, "va", "auto", name="tiny-llama")
     assert first.forward_passes > 0  # calibrated on the bundled corpus
     saved = default_profile_path(model_identity(first))
     assert saved.is_file() and saved.parent.parent == fresh_cache
-    second = Embedder(base.model, base.tokenizer, "va", name="tiny-llama")
+    second = Embedder(base.model, base.tokenizer, "va", "auto", name="tiny-llama")
     assert second.forward_passes == 0
     assert second.plan.recipe.layers == first.calibration_profile.presets["va"]
     kv = second.with_recipe("kv")
     assert kv.forward_passes == 0
     assert kv.plan.recipe.reroute_layers == first.calibration_profile.presets["kv"]
     assert kv.plan.recipe.layers == (base.num_layers - 1,)
-    wva = second.with_recipe("wva")
+    wva = second.with_recipe("wva", "auto")
     assert wva.plan.recipe.layers == first.calibration_profile.presets["wva"]
 
 
 def test_profile_follows_the_weights_not_the_name_or_dtype(base, tiny_llama):
     from transformers import LlamaModel
 
-    first = Embedder(base.model, base.tokenizer, "va", name="tiny-llama")
-    renamed = Embedder(base.model, base.tokenizer, "va", name="/some/other/path")
+    first = Embedder(base.model, base.tokenizer, "va", "auto", name="tiny-llama")
+    renamed = Embedder(base.model, base.tokenizer, "va", "auto", name="/some/other/path")
     assert renamed.forward_passes == 0 and renamed.calibration_profile == first.calibration_profile
     model, tokenizer = tiny_llama
     half = LlamaModel(model.config).to(torch.bfloat16).eval()
     half.load_state_dict(model.state_dict())
-    assert Embedder(half, tokenizer, "va").forward_passes == 0
+    assert Embedder(half, tokenizer, "va", "auto").forward_passes == 0
     torch.manual_seed(1)
     other_weights = LlamaModel(model.config).eval()
     assert (
         model_identity(Embedder(other_weights, tokenizer, "hs-mean")).config_hash
         == first.calibration_profile.model.config_hash
     )
-    assert Embedder(other_weights, tokenizer, "va").forward_passes > 0
+    assert Embedder(other_weights, tokenizer, "va", "auto").forward_passes > 0
 
 
 def test_a_given_profile_sets_the_layers(base, profile):
@@ -262,9 +262,9 @@ def test_a_given_profile_sets_the_layers(base, profile):
     data["presets"]["va"] = [2, 3]
     data["presets"]["aligned-wva"] = [1, 2]
     crafted = CalibrationProfile.from_dict(data)
-    embedder = Embedder(base.model, base.tokenizer, "va", name="tiny-llama", calibration=crafted)
+    embedder = Embedder(base.model, base.tokenizer, "va", "auto", name="tiny-llama", calibration=crafted)
     assert embedder.plan.recipe.layers == (2, 3) and embedder.forward_passes == 0
-    assert embedder.with_recipe("aligned-wva").plan.recipe.layers == (1, 2)
+    assert embedder.with_recipe("aligned-wva", "auto").plan.recipe.layers == (1, 2)
     custom = get_recipe("va").with_layers("auto")
     custom = type(custom)(PROMPTS["echo"], custom.readout, "auto", name="my-echo-values")
     assert embedder.with_recipe(custom).plan.recipe.layers == profile.prompts["none"].layers
@@ -277,16 +277,28 @@ def test_calibrate_applies_the_new_profile(base):
     profile = small_profile(embedder)
     assert embedder.plan.recipe.layers == (0,)  # explicit layers stay
     auto = base.with_recipe("va", layers=[0])
-    auto.recipe = PRESET_RECIPES["va"]
+    auto.recipe = PRESET_RECIPES["va"].with_layers("auto")
     small_profile(auto)
     assert auto.plan.recipe.layers == profile.presets["va"]
 
 
+@pytest.mark.parametrize("preset", ["va", "wva", "aligned-wva"])
+def test_readout_presets_default_to_the_fallback_window_without_calibrating(base, preset, fresh_cache):
+    embedder = base.with_recipe(preset)
+    half = base.num_layers // 2
+    assert embedder.plan.recipe.layers == tuple(range(half, base.num_layers))
+    assert embedder.calibration_profile is None and embedder.forward_passes == 0
+    assert not (fresh_cache / "profiles").exists()
+
+
 def test_auto_without_a_profile_is_a_clear_error():
     with pytest.raises(ValueError, match="calibration profile"):
-        PRESET_RECIPES["va"].resolve(30)
+        PRESET_RECIPES["va"].with_layers("auto").resolve(30)
+    with pytest.raises(ValueError, match="calibration profile"):
+        PRESET_RECIPES["kv"].resolve(30)
     with pytest.raises(ValueError, match="calibration profile"):
         resolve_layers("auto", 30)
-    assert PRESET_RECIPES["va"].resolve(30, auto_layers=[15, 16, 17]).layers == (15, 16, 17)
+    assert PRESET_RECIPES["va"].with_layers("auto").resolve(30, auto_layers=[15, 16, 17]).layers == (15, 16, 17)
+    assert PRESET_RECIPES["va"].resolve(30).layers == tuple(range(15, 30))
     kv = PRESET_RECIPES["kv"].resolve(30, auto_layers=[15, 16, 17])
     assert kv.reroute_layers == (15, 16, 17) and kv.layers == (29,)

@@ -42,8 +42,8 @@ class VAEmbeddingFunction(EmbeddingFunction[Documents]):
         model: A preset name, a `.gguf` file, a model folder or a hub id
             (None: `vaembed.DEFAULT_MODEL`).
         recipe: A preset recipe name (None: `"va"`).
-        layers: The recipe's layer set (None: its default, `"auto"` for the
-            value and KV recipes).
+        layers: The recipe's layer set (None: its default, `"fallback"` for
+            the value recipes and `"auto"` for `kv`).
         batch_size: Texts per forward pass.
         normalize: L2-normalise the embeddings (the default space is cosine).
         max_length: Tokens per input, prompt included (None: the model's context, at most 8192).

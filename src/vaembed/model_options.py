@@ -40,8 +40,8 @@ class ModelOptions:
         model: A preset name, a `.gguf` file, a model folder or a hub id
             (default `default_model()`).
         recipe: A preset recipe name (default `"va"`).
-        layers: The recipe's layer set (default the recipe's own, `"auto"` for
-            the value and KV recipes).
+        layers: The recipe's layer set (default the recipe's own: `"fallback"`
+            for the value recipes, `"auto"` for `kv`).
         max_length: Tokens per input, prompt included.
         long_text: `"truncate"` (warns), `"chunk"` or `"error"`.
         device: Where the model runs.

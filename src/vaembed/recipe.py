@@ -239,14 +239,17 @@ PRESET_RECIPES: dict[str, Recipe] = {
     "token-prepending": Recipe(
         PROMPTS["token-prepending"], READOUTS["hidden_last"], "final", TokenPrepending(), name="token-prepending"
     ),
-    "va": Recipe(PROMPTS["none"], READOUTS["value_mean"], AUTO, name="va"),
-    "wva": Recipe(PROMPTS["none"], READOUTS["value_weighted"], AUTO, name="wva"),
-    "aligned-wva": Recipe(PROMPTS["prompteol"], READOUTS["attention_last"], AUTO, name="aligned-wva"),
+    "va": Recipe(PROMPTS["none"], READOUTS["value_mean"], "fallback", name="va"),
+    "wva": Recipe(PROMPTS["none"], READOUTS["value_weighted"], "fallback", name="wva"),
+    "aligned-wva": Recipe(PROMPTS["prompteol"], READOUTS["attention_last"], "fallback", name="aligned-wva"),
     "kv": Recipe(PROMPTS["compress"], READOUTS["hidden_hybrid"], "final", KVReroute(layers=AUTO), name="kv"),
 }
 
-#: Presets whose layer set is chosen by calibration (`layers="auto"`). Without a
-#: profile, "fallback" ([L//2, L)) and "kv-fallback" are the METHODS fallbacks.
+#: Presets whose layer set calibration can choose (`layers="auto"`); the profile
+#: holds a set for each. `kv` uses it by default. The readouts `va`, `wva` and
+#: `aligned-wva` default to the METHODS fallback window `[L//2, L)`, which beat
+#: the calibrated window on every benchmarked model (benchmarks/README.md);
+#: pass `layers="auto"` for the calibrated one.
 CALIBRATED_PRESETS = ("va", "wva", "aligned-wva", "kv")
 
 

@@ -43,8 +43,9 @@ class VAEmbeddings(BaseModel, Embeddings):
     `kv`, `hs-mean`, `hs-last`, `prompteol`, `echo` or `token-prepending`."""
 
     layers: list[int] | int | str | None = None
-    """The recipe's layer set: None keeps its default (`"auto"`, chosen by intrinsic
-    dimension, for the value and KV recipes); `"auto"`, `"fallback"`, `"final"`, or indices."""
+    """The recipe's layer set: None keeps its default (`"fallback"`, the second half of
+    the layers, for the value recipes; `"auto"`, chosen by intrinsic dimension, for `kv`);
+    `"auto"`, `"fallback"`, `"final"`, or indices."""
 
     batch_size: int = Field(default=32, gt=0)
     """Texts per forward pass (sorted by length and padded per batch)."""

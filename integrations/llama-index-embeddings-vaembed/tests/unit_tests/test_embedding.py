@@ -30,11 +30,12 @@ def embedding() -> VAEmbedding:
 def test_outputs_are_the_engines_with_each_roles_instruction(embedding):
     engine = embedding.embedder
     texts = embedding.get_text_embedding_batch(TEXTS)
-    assert np.array_equal(np.array(texts, dtype=np.float32), engine.encode(TEXTS, prompt="Passage <{text}>"))
+    # batches of 3 here, one batch in the engine: equal up to float noise (the batch-invariance tolerance)
+    np.testing.assert_allclose(np.array(texts), engine.encode(TEXTS, prompt="Passage <{text}>"), atol=1e-6)
     assert np.allclose(embedding.get_text_embedding(TEXTS[1]), texts[1], atol=1e-6)  # batch invariant
     query = embedding.get_query_embedding(TEXTS[0])
     expected = engine.encode_query(TEXTS[0], prompt="Represent this question: {text}")  # a prefix joins with a space
-    assert np.array_equal(np.array(query, dtype=np.float32), expected)
+    np.testing.assert_allclose(np.array(query), expected[0] if np.ndim(expected) == 2 else expected, atol=1e-6)
     assert np.isclose(np.linalg.norm(query), 1.0, atol=1e-5)
 
 

@@ -60,8 +60,9 @@ class VAEmbedding(BaseEmbedding):
     )
     layers: list[int] | int | str | None = Field(
         default=None,
-        description="The recipe's layer set: None keeps its default ('auto', chosen by intrinsic dimension, for the "
-        "value and KV recipes); 'auto', 'fallback', 'final', or indices.",
+        description="The recipe's layer set: None keeps its default ('fallback', the second half of the layers, "
+        "for the value recipes; 'auto', chosen by intrinsic dimension, for 'kv'); 'auto', 'fallback', 'final', "
+        "or indices.",
     )
     embed_batch_size: int = Field(default=32, gt=0, le=2048, description="Texts per forward pass.")
     normalize: bool = Field(default=True, description="L2-normalise the embeddings.")
