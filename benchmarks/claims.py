@@ -66,7 +66,9 @@ def compare(record: dict[str, Any], first: str, second: str) -> tuple[str, str]:
         a, b = _mean(record["scores"][f"{first}@{choice}"]), _mean(record["scores"][f"{second}@{choice}"])
         parts.append(f"{choice}: {a:.3f} vs {b:.3f}")
         verdicts.append(_beats(a, b))
-    return "; ".join(parts), _all(verdicts)
+    if verdicts[0] != verdicts[1]:
+        return "; ".join(parts), f"holds with {'calibrated' if verdicts[0] == 'holds' else 'fallback'} layers only"
+    return "; ".join(parts), verdicts[0]
 
 
 def kv_vs_peers(record: dict[str, Any]) -> tuple[str, str]:
@@ -77,7 +79,10 @@ def kv_vs_peers(record: dict[str, Any]) -> tuple[str, str]:
         f"{name} {value:.3f}" for name, value in peers.items()
     )
     best_kv = max(kv.values())
-    return text, _all([_beats(best_kv, value) for value in peers.values()])
+    beaten = [name for name, value in peers.items() if _beats(best_kv, value) == "holds"]
+    if 0 < len(beaten) < len(peers):
+        return text, f"beats {', '.join(beaten)} only"
+    return text, "holds" if beaten else "does not hold"
 
 
 def kv_long(record: dict[str, Any]) -> tuple[str, str]:

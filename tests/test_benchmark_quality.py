@@ -111,7 +111,14 @@ def test_claim_rules_give_both_verdicts():
     assert claims.va_deep(record)[1] == "holds"
     record["sweep"]["hs-mean"]["t"] = [0.9] * 4
     assert claims.va_deep(record)[1] == "does not hold"
-    assert claims.compare(record, "a", "b")[1] == "mixed"
+    assert claims.compare(record, "a", "b")[1] == "holds with calibrated layers only"
+    record["scores"]["b@auto"]["t"] = 0.55
+    assert claims.compare(record, "a", "b")[1] == "does not hold"
+    peers = {"prompteol": {"t": 0.3}, "echo": {"t": 0.7}, "token-prepending": {"t": 0.2}}
+    record["scores"] = {"kv@auto": {"t": 0.5}, "kv@fallback": {"t": 0.4}, **peers}
+    assert claims.kv_vs_peers(record)[1] == "beats prompteol, token-prepending only"
+    record["scores"]["echo"]["t"] = 0.45
+    assert claims.kv_vs_peers(record)[1] == "holds"
     long_record = {"lengths": [512, 4096], "pages": 4, "scores": {}}
     long_record["scores"] = {"kv": {"512": 0.5, "4096": 0.49}, "prompteol": {"512": 0.5, "4096": 0.3}}
     assert claims.kv_long(long_record)[1] == "holds"
