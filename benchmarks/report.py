@@ -120,6 +120,18 @@ def long_docs_table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def ranking_table(records: list[dict[str, Any]]) -> str:
+    """Markdown: each configuration's mean over tasks per model, and its mean over the models (best first)."""
+    names = [name for name in records[0]["scores"] if all(name in record["scores"] for record in records)]
+    per_model = {name: [mean(list(record["scores"][name].values())) for record in records] for name in names}
+    head = " | ".join(f"{record['model']} ({record['sizes']})" for record in records)
+    lines = [f"| recipe @ layers | {head} | mean over models |", "|---" * (len(records) + 2) + "|"]
+    for name in sorted(names, key=lambda n: -mean(per_model[n])):
+        cells = " | ".join(f"{value:.3f}" for value in per_model[name])
+        lines.append(f"| {name} | {cells} | {mean(per_model[name]):.3f} |")
+    return "\n".join(lines)
+
+
 def bias_table(records: list[dict[str, Any]]) -> str:
     """Markdown: KV-Embedding's scores at each prefix bias."""
     lines = []
@@ -177,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         out += ["With per-dimension standardisation fitted on each task's documents:", ""]
         out += [quality_table(record, None, "scores_standardized"), ""]
     if records:
+        out += ["Mean over the five tasks, per model (unstandardised), best first:", "", ranking_table(records), ""]
         out.append(f"![layer sweeps]({image(plot_sweeps(records, args.results / 'layer_sweeps.png'))})")
         out += ["", bias_table(records)]
     for record in long_docs:

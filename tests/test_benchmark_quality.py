@@ -81,6 +81,10 @@ def test_report_renders_tables_figures_and_verdicts(quick_run, capsys):
     assert (out / "layer_sweeps.png").stat().st_size > 10_000
     for name in record["scores"]:
         assert f"| {name} |" in text
+    ranking = text.split("best first:")[1].split("![")[0]
+    rows = [line for line in ranking.splitlines() if line.startswith("| ") and not line.startswith("| recipe")]
+    means = [float(line.rsplit(" | ", 2)[1]) for line in rows]
+    assert len(rows) == len(record["scores"]) and means == sorted(means, reverse=True)
     verdicts = [line for line in text.splitlines() if line.startswith("| ") and line.endswith("** |")]
     assert {line.split(" | ")[0][2:] for line in verdicts} == {
         "va-deep",

@@ -81,7 +81,7 @@ def test_real_model_long_inputs(real_embedder, policy):
 def test_default_model_calibration(real_embedder):
     import math
 
-    va = real_embedder.with_recipe("va")  # calibrates once into the session cache (or reuses the profile)
+    va = real_embedder.with_recipe("va", "auto")  # calibrates once into the session cache (or reuses the profile)
     profile = va.calibration_profile
     num_layers = real_embedder.num_layers
     calibration = profile.prompts["none"]

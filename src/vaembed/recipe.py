@@ -247,8 +247,8 @@ PRESET_RECIPES: dict[str, Recipe] = {
 
 #: Presets whose layer set calibration can choose (`layers="auto"`); the profile
 #: holds a set for each. `kv` uses it by default. The readouts `va`, `wva` and
-#: `aligned-wva` default to the METHODS fallback window `[L//2, L)`, which beat
-#: the calibrated window on every benchmarked model (benchmarks/README.md);
+#: `aligned-wva` default to the METHODS fallback window `[L//2, L)`, which scored
+#: better than the calibrated window in the benchmarks (benchmarks/README.md);
 #: pass `layers="auto"` for the calibrated one.
 CALIBRATED_PRESETS = ("va", "wva", "aligned-wva", "kv")
 
