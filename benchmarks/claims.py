@@ -44,6 +44,10 @@ def va_deep(record: dict[str, Any]) -> tuple[str, str]:
         va_deep, hs_deep = _avg(va[half:]), _avg(hs[half:])
         parts.append(f"{task}: VA {va_deep:.3f} vs HS {hs_deep:.3f}")
         verdicts.append(_beats(va_deep, hs_deep))
+    tasks = list(record["sweep"]["va"])
+    held = [task for task, verdict in zip(tasks, verdicts, strict=True) if verdict == "holds"]
+    if 0 < len(held) < len(tasks):
+        return "; ".join(parts), f"holds on {', '.join(held)} only"
     return "; ".join(parts), _all(verdicts)
 
 

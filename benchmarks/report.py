@@ -155,7 +155,9 @@ def speed_sections(records: list[dict[str, Any]]) -> list[str]:
     out = []
     for record in records:
         text = render_markdown(record).replace("\n## ", "\n#### ")
-        out += ["", "### " + text.removeprefix("# ")]
+        title, body = text.removeprefix("# ").split("\n", 1)
+        settings = record["settings"]
+        out += ["", f"### {title} ({', '.join(settings['models'])}; layers: {settings['layers']})\n{body}"]
     return out
 
 

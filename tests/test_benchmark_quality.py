@@ -115,6 +115,8 @@ def test_claim_rules_give_both_verdicts():
     assert claims.va_deep(record)[1] == "holds"
     record["sweep"]["hs-mean"]["t"] = [0.9] * 4
     assert claims.va_deep(record)[1] == "does not hold"
+    record["sweep"]["va"]["u"], record["sweep"]["hs-mean"]["u"] = [0.1, 0.1, 0.9, 0.9], [0.5] * 4
+    assert claims.va_deep(record)[1] == "holds on u only"
     assert claims.compare(record, "a", "b")[1] == "holds with calibrated layers only"
     record["scores"]["b@auto"]["t"] = 0.55
     assert claims.compare(record, "a", "b")[1] == "does not hold"
