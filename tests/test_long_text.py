@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import warnings
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from vaembed import Embedder
+from vaembed.tokenization import TextTooLongError
 
 WORDS = "the quick brown fox jumps over the lazy dog while numbers 0123 pass by".split()
 LONG = " ".join(WORDS[i % len(WORDS)] for i in range(300))
@@ -33,8 +35,12 @@ def test_truncate_warns_once_with_the_count_and_keeps_the_prompt(tiny_llama):
 def test_error_policy_names_the_text_and_its_length(tiny_llama):
     model, tokenizer = tiny_llama
     embedder = Embedder(model, tokenizer, "va", max_length=32, long_text="error")
-    with pytest.raises(ValueError, match=r"texts\[1\] has \d+ tokens with its prompt, over max_length=32"):
+    with pytest.raises(ValueError, match=r"texts\[1\] has \d+ tokens with its prompt, over max_length=32") as info:
         embedder.encode(["short", LONG])
+    error = info.value
+    assert isinstance(error, TextTooLongError) and (error.index, error.max_length) == (1, 32) and error.tokens > 32
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.index, copy.tokens, copy.max_length, str(copy)) == (1, error.tokens, 32, str(error))
 
 
 def test_chunk_is_the_token_weighted_mean_of_its_windows(tiny_llama):

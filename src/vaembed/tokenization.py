@@ -18,10 +18,30 @@ import torch
 from vaembed.model_cache import lock_for
 from vaembed.prompts import FormattedText, Prompt, Role
 
-__all__ = ["TokenSequence", "TextTokenizer", "Batch", "LongTextPolicy"]
+__all__ = ["TokenSequence", "TextTokenizer", "TextTooLongError", "Batch", "LongTextPolicy"]
 
 LongTextPolicy = Literal["truncate", "chunk", "error"]
 PaddingSide = Literal["right", "left"]
+
+
+class TextTooLongError(ValueError):
+    """A text is over `max_length` tokens (prompt included) under `long_text="error"`.
+
+    Attributes:
+        index: The text's position in the input.
+        tokens: Its tokens with the prompt.
+        max_length: The limit.
+    """
+
+    def __init__(self, index: int, tokens: int, max_length: int) -> None:
+        super().__init__(
+            f"texts[{index}] has {tokens} tokens with its prompt, over max_length={max_length} "
+            "(use long_text='truncate' or 'chunk')"
+        )
+        self.index, self.tokens, self.max_length = index, tokens, max_length
+
+    def __reduce__(self) -> tuple[type[TextTooLongError], tuple[int, int, int]]:
+        return type(self), (self.index, self.tokens, self.max_length)  # picklable (e.g. across Ray workers)
 
 
 @dataclass(frozen=True)
@@ -164,10 +184,7 @@ class TextTokenizer:
                 sequences.append(sequence)
                 continue
             if long_text == "error":
-                raise ValueError(
-                    f"texts[{index}] has {len(sequence.ids)} tokens with its prompt, over max_length="
-                    f"{self.max_length} (use long_text='truncate' or 'chunk')"
-                )
+                raise TextTooLongError(index, len(sequence.ids), self.max_length)
             shortened += 1
             sequences.extend(self._fit(text, index, len(sequence.ids), prompt, role, long_text == "chunk"))
         return sequences, shortened

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,7 +33,7 @@ from vaembed.embedder import Embedder
 from vaembed.prompts import Role
 from vaembed.serving.batcher import BatcherUnavailable, DynamicBatcher
 from vaembed.serving.protocol import RequestError, embedding_response, error_body, parse_embedding_request
-from vaembed.tokenization import TokenSequence
+from vaembed.tokenization import TextTooLongError, TokenSequence
 from vaembed.version import __version__
 
 __all__ = ["ServerSettings", "create_app"]
@@ -88,8 +87,6 @@ def _error_response(status: int, body: dict[str, Any]) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-# `TextTokenizer.encode`'s refusal of a text over `max_length` under `long_text="error"`.
-_TOO_LONG = re.compile(r"^texts\[(\d+)\] has (\d+) tokens with its prompt, over max_length=(\d+)")
 _PROBE_TEXT = "a"
 
 
@@ -103,13 +100,10 @@ def _tokenize(
     """Tokenize one request's texts; a text over `max_length` is the client's 400, any other failure a 500."""
     try:
         sequences, _ = embedder.tokenize(texts, role=role, prompt=_prompt(settings, role))
-    except ValueError as error:
-        too_long = _TOO_LONG.match(str(error))
-        if too_long is None:  # not the client's input: the server's configuration or a bug (500)
-            raise ValueError(str(error).replace("texts[", "input[", 1)) from error
-        index, tokens, limit = too_long.groups()
+    except TextTooLongError as error:  # any other error is the server's configuration or a bug (500)
         raise RequestError(
-            f"input[{index}] has {tokens} tokens with this server's prompt; this server accepts at most {limit} "
+            f"input[{error.index}] has {error.tokens} tokens with this server's prompt; this server accepts at "
+            f"most {error.max_length} "
             "tokens per input. Shorten or split it (the server's operator can start it with "
             "--long-text truncate or --long-text chunk to accept longer inputs)",
             param="input",
@@ -143,10 +137,9 @@ def _check_prompts(embedder: Embedder, settings: ServerSettings) -> None:
         try:
             embedder.tokenize([_PROBE_TEXT], role=role, prompt=prompt)
         except (TypeError, ValueError) as error:
-            too_long = _TOO_LONG.match(str(error))
-            if too_long is not None:
+            if isinstance(error, TextTooLongError):
                 problem = (
-                    f"leaves no room for text: with a one-word text it takes {too_long.group(2)} tokens, "
+                    f"leaves no room for text: with a one-word text it takes {error.tokens} tokens, "
                     f"over max_length={embedder.max_length}"
                 )
             else:

@@ -10,12 +10,10 @@ For notebooks, tests and load tests in one process:
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import threading
 import time
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -88,22 +86,13 @@ class BackgroundServer:
         self.stop()
 
 
-def wait_for_health(
-    url: str,
-    process: subprocess.Popen | None = None,
-    timeout: float = 300.0,
-    *,
-    log: str | os.PathLike[str] | None = None,
-) -> dict[str, Any]:
+def wait_for_health(url: str, process: subprocess.Popen | None = None, timeout: float = 300.0) -> dict[str, Any]:
     """Poll `{url}/health` until the server answers; return its JSON.
 
     Args:
         url: The server's root URL.
         process: The server's process (e.g. `vaembed serve`), to fail early if it exits.
         timeout: Seconds to wait.
-        log: The file the process writes its stderr to; its end is quoted if
-            the process exits. (Give the process a file, not `subprocess.PIPE`:
-            a pipe nobody reads fills up and blocks the server.)
 
     Raises:
         RuntimeError: The process exited, or the server did not answer in time.
@@ -113,10 +102,7 @@ def wait_for_health(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            if log is not None:
-                output = Path(log).read_text(errors="replace")[-2000:]
-            else:
-                output = process.stderr.read()[-2000:] if process.stderr else ""
+            output = process.stderr.read()[-2000:] if process.stderr else ""
             raise RuntimeError(f"the server exited with {process.returncode}: {output}")
         try:
             return httpx.get(f"{url}/health", timeout=2).json()
