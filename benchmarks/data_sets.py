@@ -28,8 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vaembed.atomic_file import atomic_file
-from vaembed.loading import cache_dir
+from vaembed.cache import atomic_file, cache_dir
 
 __all__ = ["LabelledTexts", "lee_sts", "newsgroups_3", "stratified_sample", "vader_tweets", "RestrictedUnpickler"]
 

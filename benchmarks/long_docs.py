@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from benchmarks.python_docs import python_library_pages
 from vaembed import Embedder
 from vaembed.calibration.devset import ndcg_at_10
-from vaembed.datasets import python_library_pages
 
 RESULTS = Path(__file__).parent / "results"
 PROMPT_ROOM = 64  # tokens of prompt a template may add around the cut text

@@ -33,9 +33,9 @@ import vaembed
 from benchmarks.readouts import Capture, PassGroup, Readings, check_against_engine, read_group
 from benchmarks.task_suite import SIZES, build_tasks
 from vaembed import Embedder
-from vaembed.loading import cache_dir
-from vaembed.prompts import PROMPTS
-from vaembed.recipe import CALIBRATED_PRESETS, READOUTS, Recipe, get_recipe, resolve_layers
+from vaembed.cache import cache_dir
+from vaembed.recipes import CALIBRATED_PRESETS, READOUTS, Recipe, get_recipe, resolve_layers
+from vaembed.recipes.prompts import PROMPTS
 
 Embed = Callable[[list[str], str], np.ndarray]
 SWEEP_TASKS = ("faq-retrieval", "lee-sts")

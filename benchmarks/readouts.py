@@ -2,7 +2,7 @@
 
 Presets that share a prompt and an intervention run the same forward pass, so a
 quality benchmark reads all their readouts, at every layer, from one pass per
-group (`Embedder.run_passes`). The embedding of a preset at a layer set is then
+group (`Runner.read` with one plan per readout). The embedding of a preset at a layer set is then
 the mean of its layers' pooled vectors, L2-normalised, which is what
 `Embedder.encode` computes; `check_against_engine` asserts it on a sample.
 """
@@ -17,9 +17,8 @@ import numpy as np
 import torch
 
 from vaembed import Embedder
-from vaembed.batching import plan_batches
-from vaembed.forward_pass import PassPlan
-from vaembed.recipe import READOUTS, Recipe, ResolvedRecipe, get_recipe
+from vaembed.engine.forward_pass import PassPlan
+from vaembed.recipes import READOUTS, Recipe, ResolvedRecipe, get_recipe
 
 __all__ = ["Capture", "PassGroup", "Readings", "check_against_engine", "read_group"]
 
@@ -104,9 +103,7 @@ def _plans(group: PassGroup, num_layers: int, base: ResolvedRecipe) -> list[Pass
     plans = []
     for capture in group.captures:
         layers = tuple(range(num_layers)) if capture.layers == ALL else (num_layers - 1,)
-        resolved = ResolvedRecipe(
-            base.prompt, READOUTS[capture.readout], layers, base.reroute_layers, base.reroute_bias, base.prepend_layers
-        )
+        resolved = base.with_readout(READOUTS[capture.readout], layers)
         plans.append(PassPlan(resolved, num_layers, early_exit=True, keep_layers=capture.layers == ALL))
     return plans
 
@@ -132,21 +129,15 @@ def read_group(embedder: Embedder, group: PassGroup, texts: dict[str, list[str]]
         if len(sequences) != len(items):
             raise ValueError("read_group needs one sequence per text: use long_text='truncate'")
         readings.tokens += sum(len(s.ids) for s in sequences)
-        out: dict[str, dict[int, np.ndarray]] = {c.name: {} for c in group.captures}
-        lengths = [len(s.ids) for s in sequences]
-        for chosen in plan_batches(lengths, batch_size, embedder.batch_token_budget):
-            states = engine.run_passes([sequences[i] for i in chosen], plans)
-            for capture, plan, state in zip(group.captures, plans, states, strict=True):
-                parts = state.per_layer if plan.keep_layers else {-1: state.result()}
-                for layer, vectors in parts.items():
-                    block = vectors.float().cpu().numpy()
-                    if not np.isfinite(block).all():
-                        raise FloatingPointError(f"{group.name}/{capture.name}: NaN or Inf at layer {layer}")
-                    target = out[capture.name].setdefault(
-                        layer, np.empty((len(items), block.shape[1]), dtype=np.float32)
-                    )
-                    target[chosen] = block
-        readings.vectors[role] = out
+        passes = engine.runner.read(sequences, plans, batch_size=batch_size)
+        readings.vectors[role] = {
+            capture.name: (
+                {layer: part.numpy() for layer, part in read.per_layer.items()}
+                if plan.keep_layers
+                else {-1: read.vectors.numpy()}
+            )
+            for capture, plan, read in zip(group.captures, plans, passes, strict=True)
+        }
     readings.seconds = time.perf_counter() - start
     return readings
 

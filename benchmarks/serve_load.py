@@ -34,10 +34,10 @@ from typing import Any
 import httpx
 import numpy as np
 
+from benchmarks.python_docs import python_doc_passages
 from vaembed import Embedder
-from vaembed.datasets import python_doc_passages
-from vaembed.registry import DEFAULT_MODEL
-from vaembed.serving.background import wait_for_health
+from vaembed.connectors.serving.background import wait_for_health
+from vaembed.models.registry import DEFAULT_MODEL
 
 
 def _free_port() -> int:

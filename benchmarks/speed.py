@@ -92,7 +92,7 @@ def machine_facts(device: str, dtype: str, threads: int) -> Result:
 
 def targets(preset: str, result: Result) -> Result:
     """Pass/fail of one preset's median ratios against the stated targets (None where a target does not apply)."""
-    from vaembed.embedder import DEFAULT_RECIPE
+    from vaembed.recipes.presets import DEFAULT_RECIPE
 
     median = result["median"]
     return {
@@ -132,7 +132,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.report is None:
         import torch
 
-        from vaembed.recipe import PRESET_RECIPES
+        from vaembed.recipes.presets import PRESET_RECIPES
 
         args.presets = list(PRESET_RECIPES) if args.presets == ["all"] else args.presets
         args.latency_presets = args.presets if args.latency_presets == ["all"] else args.latency_presets

@@ -16,7 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from vaembed.recipe import CALIBRATED_PRESETS, get_recipe
+from vaembed.recipes.presets import CALIBRATED_PRESETS, get_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 LATENCY_PRESETS = ("va", "aligned-wva", "kv", "hs-mean")
@@ -91,7 +91,7 @@ def corpus(kind: str, count: int) -> list[str]:
     """The throughput corpus: `count` documentation paragraphs, or synthetic texts."""
     if kind == "synthetic":
         return synthetic_texts(count)
-    from vaembed.datasets import python_doc_passages
+    from benchmarks.python_docs import python_doc_passages
 
     texts = python_doc_passages(count)[1]
     if len(texts) < count:
@@ -103,7 +103,7 @@ def long_source(kind: str) -> str:
     """Text to cut long documents from: the library pages concatenated, or synthetic texts."""
     if kind == "synthetic":
         return " ".join(synthetic_texts(400, seed=1))
-    from vaembed.datasets import python_library_pages
+    from benchmarks.python_docs import python_library_pages
 
     return "\n\n".join(python_library_pages().documents)
 
@@ -175,7 +175,7 @@ def one_shot(role: str, config: Result, env: dict[str, str], label: str) -> Resu
 
 def measure_load(spec: str, common: Result, env: dict[str, str]) -> Result:
     """First load (GGUF conversion in a fresh cache) and cached load of `Embedder.from_pretrained`."""
-    from vaembed.registry import PRESETS
+    from vaembed.models.registry import PRESETS
 
     config = {**common, "model": spec}
     if spec not in PRESETS and not spec.endswith(".gguf"):
@@ -291,7 +291,7 @@ def bench_model(spec: str, args: argparse.Namespace, save: Callable[[Result], No
     """Every measurement for one model; `save(result)` is called after each preset."""
     from transformers import AutoConfig
 
-    from vaembed.loading import resolve_model_folder
+    from vaembed.models.loading import resolve_model_folder
 
     source = resolve_model_folder(spec)
     if not source.is_local:

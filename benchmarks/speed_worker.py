@@ -133,7 +133,7 @@ class Engine:
 
     def ready(self) -> Reply:
         """The layers used, the token sequences and the batch plan the engine will run."""
-        from vaembed.batching import plan_batches
+        from vaembed.engine.batching import plan_batches
 
         embedder, batch_size = self.embedder, self.config["batch_size"]
         start = time.perf_counter()
@@ -147,8 +147,7 @@ class Engine:
             "dimension": embedder.dimension,
             "layers": embedder.layers,
             "readout_layers": list(resolved.layers),
-            "reroute_layers": list(resolved.reroute_layers),
-            "prepend_layers": list(resolved.prepend_layers),
+            "intervention_layers": list(resolved.intervention.layers) if resolved.intervention else [],
             "stop_after": embedder.plan.stop_after,
             "token_budget": embedder.batch_token_budget,
             "tokenize_seconds": tokenize_seconds,
@@ -219,18 +218,18 @@ class Bare:
 
     def prepare(self, preset: str, plan: list[list[int]], token_budget: int) -> Reply:
         """Take a preset's prompt and the engine's batch plan; return the sequence lengths (to check against it)."""
-        from vaembed.recipe import get_recipe
+        from vaembed.recipes.presets import get_recipe
 
         self.prompt, self.plan, self.token_budget = get_recipe(preset).prompt, plan, token_budget
         return {"lengths": [len(s.ids) for s in self._tokenize(self.texts, self.config["max_length"])]}
 
     def _tokenize(self, texts: list[str], max_length: int) -> list[Any]:
-        from vaembed.tokenization import TextTokenizer
+        from vaembed.engine.tokenization import TextTokenizer
 
         return TextTokenizer(self.tokenizer, max_length).encode(texts, self.prompt, "document", "truncate")[0]
 
     def _run(self, texts: list[str], plan: list[list[int]], max_length: int) -> int:
-        from vaembed.tokenization import TextTokenizer
+        from vaembed.engine.tokenization import TextTokenizer
 
         text_tokenizer = TextTokenizer(self.tokenizer, max_length)
         sequences = text_tokenizer.encode(texts, self.prompt, "document", "truncate")[0]
@@ -247,7 +246,7 @@ class Bare:
 
     def warmup(self) -> Reply:
         """Run the first `warmup` texts once, batched as the engine batches them."""
-        from vaembed.batching import plan_batches
+        from vaembed.engine.batching import plan_batches
 
         texts, max_length = self.texts[: self.config["warmup"]], self.config["max_length"]
         lengths = [len(s.ids) for s in self._tokenize(texts, max_length)]
@@ -263,7 +262,7 @@ class Bare:
 
     def latency(self) -> Reply:
         """Time per document (batch of 1), plain text as `hs-mean` tokenizes it, no truncation below the context."""
-        from vaembed.recipe import get_recipe
+        from vaembed.recipes.presets import get_recipe
 
         self.prompt = get_recipe("hs-mean").prompt
         context = int(getattr(self.model.config, "max_position_embeddings", 8192) or 8192)
@@ -333,7 +332,7 @@ def load_once(config: Reply) -> Reply:
 
     started = psutil.Process().create_time()
     from vaembed import Embedder
-    from vaembed.loading import cache_dir
+    from vaembed.cache import cache_dir
 
     imported = time.time()
     converted = (cache_dir() / "models" / str(config["model"]) / "config.json").is_file()
@@ -352,7 +351,7 @@ def calibrate_once(config: Reply) -> Reply:
     from vaembed.calibration.run import model_identity
 
     embedder = Embedder.from_pretrained(config["model"], "hs-mean", device=config["device"], dtype=config["dtype"])
-    path = default_profile_path(model_identity(embedder))
+    path = default_profile_path(model_identity(embedder.runner))
     existed = path.exists()
     start = time.perf_counter()
     chosen = {preset: embedder.with_recipe(preset, layers).layers for preset, layers in config["presets"].items()}

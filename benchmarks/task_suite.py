@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from benchmarks.data_sets import lee_sts, newsgroups_3, stratified_sample, vader_tweets
+from benchmarks.python_docs import python_faq, python_library_pages
 from vaembed.calibration.devset import ndcg_at_10, spearman
-from vaembed.datasets import python_faq, python_library_pages
 
 __all__ = ["QUICK", "SIZES", "SMALL", "STANDARD", "Sizes", "Task", "build_tasks"]
 

@@ -9,6 +9,7 @@ Usage (from the repository root, in the project's environment)::
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -17,9 +18,17 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def kernel_path() -> str:
+    """`PYTHONPATH` for the kernels: the repository root first (the cookbooks read `benchmarks.python_docs`)."""
+    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
 
 def main() -> None:
     """Run each named notebook (default: all in this folder) top to bottom and save it with its outputs."""
+    os.environ["PYTHONPATH"] = kernel_path()  # kernels inherit this process's environment
     paths = [Path(arg) for arg in sys.argv[1:]] or sorted(Path(__file__).parent.glob("*.ipynb"))
     for path in paths:
         notebook = nbformat.read(path, as_version=4)

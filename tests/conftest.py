@@ -53,7 +53,7 @@ def tiny_model_folder(tmp_path_factory, tokenizers):
 @pytest.fixture()
 def absent_preset(monkeypatch):
     """A preset registered for one test whose carrier package is not installed."""
-    from vaembed import registry
+    from vaembed.models import registry
 
     preset = registry.ModelPreset(
         name="absent-model",

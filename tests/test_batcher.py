@@ -8,9 +8,9 @@ import threading
 import pytest
 import torch
 
-from vaembed.batching import combine_chunks
-from vaembed.serving.batcher import BatcherUnavailable, DynamicBatcher
-from vaembed.tokenization import TokenSequence
+from vaembed.connectors.serving.batcher import BatcherUnavailable, DynamicBatcher
+from vaembed.engine.batching import combine_chunks
+from vaembed.engine.tokenization import TokenSequence
 
 POISON = 666
 

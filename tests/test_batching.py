@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from vaembed import PRESET_RECIPES, Embedder
-from vaembed.batching import plan_batches
-from vaembed.recipe import resolve_layers
+from vaembed.engine.batching import plan_batches
+from vaembed.recipes import resolve_layers
 
 TEXTS = [f"text number {i} " + "word " * (i % 7) for i in range(10)]
 
@@ -79,5 +79,5 @@ def test_layers_argument_sets_the_calibrated_set(tiny_llama):
     va = Embedder(model, tokenizer, "va", layers=[1])
     assert va.plan.recipe.layers == (1,)
     kv = Embedder(model, tokenizer, "kv", layers=[2])
-    assert kv.plan.recipe.reroute_layers == (2,) and kv.plan.recipe.layers == (3,)
+    assert kv.plan.recipe.intervention.layers == (2,) and kv.plan.recipe.layers == (3,)
     assert not np.allclose(va.encode("a b c"), va.with_recipe("va", layers=[2]).encode("a b c"))

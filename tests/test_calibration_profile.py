@@ -15,8 +15,9 @@ from vaembed.calibration.auto import obtain_profile
 from vaembed.calibration.corpus import bundled_corpus
 from vaembed.calibration.profile import CalibrationProfile, ProfileError, default_profile_path
 from vaembed.calibration.run import collect_residuals, model_identity
-from vaembed.prompts import PROMPTS
-from vaembed.recipe import PRESET_RECIPES, get_recipe, resolve_layers
+from vaembed.engine.batching import plan_batches
+from vaembed.recipes import PRESET_RECIPES, get_recipe, resolve_layers
+from vaembed.recipes.prompts import PROMPTS
 from vaembed.version import __version__
 
 N_TEXTS = 60
@@ -53,7 +54,7 @@ def profile(base):
 def test_residuals_equal_the_models_own_hidden_states(base, tiny_llama):
     model, tokenizer = tiny_llama
     texts = ["a short one", "a somewhat longer text about cats and dogs", "x"]
-    residuals = collect_residuals(base, texts, PROMPTS["none"], batch_size=2)
+    residuals = collect_residuals(base.runner, texts, PROMPTS["none"], batch_size=2)
     with torch.inference_mode():
         for row, text in enumerate(texts):
             ids = tokenizer(text, return_tensors="pt")["input_ids"]
@@ -63,12 +64,18 @@ def test_residuals_equal_the_models_own_hidden_states(base, tiny_llama):
 
 
 def test_one_pass_per_batch_and_prompt(base):
-    batches = math.ceil(N_TEXTS / BATCH)
+    texts = list(bundled_corpus().texts[:N_TEXTS])
+
+    def batches(prompt_name: str) -> int:  # the runner's token-budgeted batches of the cut texts
+        sequences, _ = base.runner.tokenizer_for(96).encode(texts, PROMPTS[prompt_name], "document", "truncate")
+        return len(plan_batches([len(s.ids) for s in sequences], BATCH, base.batch_token_budget))
+
+    base.forward_passes = 0
     small_profile(base)
-    assert base.forward_passes == batches
+    assert base.forward_passes == batches("none")
     base.forward_passes = 0
     per_preset = small_profile(base, prompts="per-preset")
-    assert base.forward_passes == 3 * batches  # none, prompteol, compress
+    assert base.forward_passes == sum(batches(name) for name in ("none", "prompteol", "compress"))
     assert set(per_preset.prompts) == {"none", "prompteol", "compress"}
     assert per_preset.presets["va"] == per_preset.prompts["none"].layers
     assert per_preset.presets["kv"] == per_preset.prompts["compress"].layers
@@ -84,7 +91,7 @@ def test_profile_contents(profile, base):
     assert min(calibration.layers) >= skip
     assert set(profile.presets) == {"va", "wva", "aligned-wva", "kv"}
     assert all(layers == calibration.layers for layers in profile.presets.values())
-    assert profile.model == model_identity(base)
+    assert profile.model == model_identity(base.runner)
     assert profile.corpus["name"] == "bundled" and profile.corpus["texts"] == N_TEXTS
     assert profile.library_version == __version__
     assert 0 < calibration.frequency <= 1 and profile.seconds > 0
@@ -92,8 +99,8 @@ def test_profile_contents(profile, base):
 
 def test_max_tokens_changes_what_is_measured(base):
     long_texts = [" ".join(["word"] * 40 + [str(i)] * 3) for i in range(20)]
-    full = collect_residuals(base, long_texts, PROMPTS["none"], max_tokens=None)
-    cut = collect_residuals(base, long_texts, PROMPTS["none"], max_tokens=8)
+    full = collect_residuals(base.runner, long_texts, PROMPTS["none"], max_tokens=None)
+    cut = collect_residuals(base.runner, long_texts, PROMPTS["none"], max_tokens=8)
     assert not np.allclose(full[1], cut[1])
     assert np.allclose(cut[1][0], cut[1][1])  # cut to identical prefixes
 
@@ -182,14 +189,14 @@ def corrupt_variants(profile: CalibrationProfile) -> dict[str, str]:
      "null in curve", "other format"],
 )  # fmt: skip
 def test_bad_default_profile_is_recomputed_with_a_warning(base, profile, kind):
-    path = default_profile_path(model_identity(base))
+    path = default_profile_path(model_identity(base.runner))
     path.parent.mkdir(parents=True)
     path.write_text(corrupt_variants(profile)[kind])
     base.forward_passes = 0
     with pytest.warns(UserWarning, match="recalibrating"):
-        recomputed = obtain_profile(base)
+        recomputed = obtain_profile(base.runner)
     assert base.forward_passes > 0
-    assert CalibrationProfile.load(path, model_identity(base)) == recomputed
+    assert CalibrationProfile.load(path, model_identity(base.runner)) == recomputed
 
 
 @pytest.mark.parametrize("kind", ["not json", "another model", "incompatible version", "layer out of range"])
@@ -225,14 +232,14 @@ def test_missing_explicit_path_is_calibrated_and_written(base, tmp_path):
 def test_auto_calibrates_once_then_reuses_the_saved_profile(base, fresh_cache):
     first = Embedder(base.model, base.tokenizer, "va", "auto", name="tiny-llama")
     assert first.forward_passes > 0  # calibrated on the bundled corpus
-    saved = default_profile_path(model_identity(first))
+    saved = default_profile_path(model_identity(first.runner))
     assert saved.is_file() and saved.parent.parent == fresh_cache
     second = Embedder(base.model, base.tokenizer, "va", "auto", name="tiny-llama")
     assert second.forward_passes == 0
     assert second.plan.recipe.layers == first.calibration_profile.presets["va"]
     kv = second.with_recipe("kv")
     assert kv.forward_passes == 0
-    assert kv.plan.recipe.reroute_layers == first.calibration_profile.presets["kv"]
+    assert kv.plan.recipe.intervention.layers == first.calibration_profile.presets["kv"]
     assert kv.plan.recipe.layers == (base.num_layers - 1,)
     wva = second.with_recipe("wva", "auto")
     assert wva.plan.recipe.layers == first.calibration_profile.presets["wva"]
@@ -251,7 +258,7 @@ def test_profile_follows_the_weights_not_the_name_or_dtype(base, tiny_llama):
     torch.manual_seed(1)
     other_weights = LlamaModel(model.config).eval()
     assert (
-        model_identity(Embedder(other_weights, tokenizer, "hs-mean")).config_hash
+        model_identity(Embedder(other_weights, tokenizer, "hs-mean").runner).config_hash
         == first.calibration_profile.model.config_hash
     )
     assert Embedder(other_weights, tokenizer, "va", "auto").forward_passes > 0
@@ -301,4 +308,4 @@ def test_auto_without_a_profile_is_a_clear_error():
     assert PRESET_RECIPES["va"].with_layers("auto").resolve(30, auto_layers=[15, 16, 17]).layers == (15, 16, 17)
     assert PRESET_RECIPES["va"].resolve(30).layers == tuple(range(15, 30))
     kv = PRESET_RECIPES["kv"].resolve(30, auto_layers=[15, 16, 17])
-    assert kv.reroute_layers == (15, 16, 17) and kv.layers == (29,)
+    assert kv.intervention.layers == (15, 16, 17) and kv.layers == (29,)

@@ -8,7 +8,7 @@ import pytest
 from chromadb.utils.embedding_functions import config_to_embedding_function
 
 from vaembed import Embedder
-from vaembed.chroma import VAEmbeddingFunction
+from vaembed.connectors.chroma import VAEmbeddingFunction
 
 TOPICS = ["fox", "ocean", "violin", "bread", "comet", "glacier", "tractor", "orchid", "volcano", "lantern"]
 DOCUMENTS = [f"Note {i}: the {TOPICS[i % 10]} and the {TOPICS[(i * 3 + 1) % 10]} ({i})" for i in range(50)]

@@ -11,7 +11,7 @@ import pytest
 
 from vaembed import DEFAULT_MODEL, DEFAULT_RECIPE, PRESETS, Embedder, __version__
 from vaembed.cli import main, parse_layers, read_texts
-from vaembed.demo import answer_hits, load_corpus, rank, search
+from vaembed.cli.demo import answer_hits, load_corpus, rank, search
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",

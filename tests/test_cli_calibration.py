@@ -39,8 +39,8 @@ def test_calibrate_prints_curve_saves_profile_and_plot(tiny_model_folder, tmp_pa
         assert main(["calibrate", str(tiny_model_folder), "--texts", str(texts), "--plot", "curve.png"]) == 0
     out = capsys.readouterr().out
     embedder = Embedder.from_pretrained(tiny_model_folder, "hs-mean")
-    path = default_profile_path(model_identity(embedder))
-    profile = CalibrationProfile.load(path, model_identity(embedder))
+    path = default_profile_path(model_identity(embedder.runner))
+    profile = CalibrationProfile.load(path, model_identity(embedder.runner))
     assert f"profile: {path}" in out
     assert profile.corpus["name"] == "user" and profile.corpus["texts"] == 50
     calibration = profile.prompts["none"]
@@ -68,7 +68,7 @@ def test_calibrate_per_preset_writes_one_plot_per_prompt(tiny_model_folder, tmp_
 
 
 def test_plain_text_files_give_one_text_per_non_empty_line(tmp_path):
-    from vaembed.cli_calibration import read_calibration_texts
+    from vaembed.cli.calibration import read_calibration_texts
 
     (tmp_path / "t.txt").write_text("one\n\ntwo words\n  \nthree\n", encoding="utf-8")
     assert read_calibration_texts(str(tmp_path / "t.txt")) == ["one", "two words", "three"]

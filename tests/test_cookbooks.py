@@ -7,13 +7,15 @@ the session's cache, and must finish without an error.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-COOKBOOKS = sorted((Path(__file__).parents[1] / "cookbooks").glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parents[1]
+COOKBOOKS = sorted((ROOT / "cookbooks").glob("*.ipynb"))
 EXPECTED_OUTPUT = {  # a line each notebook prints only when its last steps ran
     "01_langchain_chroma_rag": "documents on disk:",
     "02_llamaindex_chroma": "hit@1  hit@3  MRR@10",
@@ -47,6 +49,7 @@ def test_the_four_cookbooks_are_committed_with_outputs_of_a_run():
 @pytest.mark.parametrize("path", COOKBOOKS, ids=lambda path: path.stem)
 def test_cookbook_executes(path, tmp_path, monkeypatch):
     monkeypatch.setenv("VAEMBED_COOKBOOK_QUICK", "1")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     notebook = nbformat.read(path, as_version=4)
     resources = {"metadata": {"path": str(tmp_path)}}
     client = NotebookClient(notebook, timeout=900, kernel_name="python3", resources=resources)

@@ -16,7 +16,7 @@ def test_template_instruction_goes_inside_every_copy_for_its_role_only():
     echo = PROMPTS["echo"].with_instruction("Find: {text}!", "query")
     assert echo.query == "Query: Find: {text}!\nQuery again: Find: {text}!"
     assert echo.document == PROMPTS["echo"].document
-    assert echo.pool == "last_text"
+    assert echo.pool_span == "last_text"
 
 
 def test_prefix_instruction_is_joined_verbatim():
@@ -31,7 +31,7 @@ def test_prefix_instruction_is_joined_verbatim():
 def test_pooling_still_covers_only_the_text(tiny_llama):
     model, tokenizer = tiny_llama
     embedder = Embedder(model, tokenizer, "hs-mean")
-    text_only = dataclasses.replace(PROMPTS["none"], pool="text")
+    text_only = dataclasses.replace(PROMPTS["none"], pool_span="text")
     nested = text_only.with_instruction("A long instruction that is not the text: ", "query")
     plain, _ = embedder.text_tokenizer.encode(TEXTS, text_only, "query", "error")
     wrapped, _ = embedder.text_tokenizer.encode(TEXTS, nested, "query", "error")

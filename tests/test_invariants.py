@@ -10,7 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from vaembed import PRESET_RECIPES, PROMPTS, READOUTS, Embedder, KVReroute, Readout, Recipe
+from vaembed import (
+    PRESET_RECIPES,
+    PROMPTS,
+    READOUTS,
+    AttentionOutput,
+    Embedder,
+    HiddenStates,
+    KVReroute,
+    Recipe,
+    ValueVectors,
+    WeightedValues,
+)
 
 TEXTS = [
     "short one",
@@ -64,7 +75,7 @@ def _pooled_positions(tokenizer, text: str) -> list[int]:
 @pytest.mark.parametrize("layer", [0, 2])
 def test_values_equal_v_proj_of_normed_input(tiny, layer):
     model, tokenizer = tiny
-    embedder = Embedder(model, tokenizer, Recipe(PROMPTS["none"], Readout("value", "mean"), [layer]))
+    embedder = Embedder(model, tokenizer, Recipe(PROMPTS["none"], ValueVectors("mean"), [layer]))
     result = {}
     x = _layer_input(model, layer, lambda: result.update(v=embedder.encode([LONG_TEXT], normalize=False)[0]))
     block = model.layers[layer]
@@ -120,9 +131,9 @@ def test_kv_prefix_is_the_final_token_visible_to_every_query(tiny, padding_side)
     also beyond the sliding window and at the first position under the causal mask."""
     model, tokenizer = tiny
     layer = 1
-    rerouted = Recipe(PROMPTS["none"], Readout("mixed", "mean"), [layer], KVReroute(layers=[layer], bias=1e4))
+    rerouted = Recipe(PROMPTS["none"], WeightedValues("mean"), [layer], KVReroute(layers=[layer], bias=1e4))
     embedder = Embedder(model, tokenizer, rerouted, padding_side=padding_side)
-    last_values = embedder.with_recipe(Recipe(PROMPTS["none"], Readout("value", "last"), [layer]))
+    last_values = embedder.with_recipe(Recipe(PROMPTS["none"], ValueVectors("last"), [layer]))
     mixed = embedder.encode(TEXTS, normalize=False)
     values = last_values.encode(TEXTS, normalize=False)
     heads, kv_heads = model.config.num_attention_heads, model.config.num_key_value_heads
@@ -133,7 +144,7 @@ def test_kv_prefix_is_the_final_token_visible_to_every_query(tiny, padding_side)
 
 @pytest.mark.parametrize(
     "readout",
-    [Readout("value", "mean"), Readout("mixed", "last"), Readout("attention", "hybrid"), Readout("hidden", "mean")],
+    [ValueVectors("mean"), WeightedValues("last"), AttentionOutput("hybrid"), HiddenStates("mean")],
 )
 def test_early_exit_is_bit_identical_and_skips_later_layers(tiny, readout):
     model, tokenizer = tiny
@@ -180,7 +191,7 @@ def test_every_preset_has_its_documented_dimension(tiny):
 def test_token_prepending_overwrites_the_placeholder_with_the_last_token(tiny):
     model, tokenizer = tiny
     embedder = Embedder(model, tokenizer, "token-prepending")
-    early = embedder.plan.recipe.prepend_layers
+    early = embedder.plan.recipe.intervention.layers
     assert early == (0,)  # first quarter of 4 layers
     sequences, _ = embedder.text_tokenizer.encode(["a fox"], embedder.recipe.prompt, "document", "error")
     placeholder, last = sequences[0].placeholder, len(sequences[0].ids) - 1

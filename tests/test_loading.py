@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from vaembed import Embedder, PresetNotInstalledError, registry
-from vaembed.loading import cache_dir, pick_dtype, resolve_model_folder
+from vaembed import Embedder, PresetNotInstalledError
+from vaembed.cache import cache_dir
+from vaembed.models import registry
+from vaembed.models.loading import pick_dtype, resolve_model_folder
 
 
 def test_local_folder_loads_the_same_model(tiny_model_folder, tiny_llama):

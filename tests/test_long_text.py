@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vaembed import Embedder
-from vaembed.tokenization import TextTooLongError
+from vaembed.engine.tokenization import TextTooLongError
 
 WORDS = "the quick brown fox jumps over the lazy dog while numbers 0123 pass by".split()
 LONG = " ".join(WORDS[i % len(WORDS)] for i in range(300))

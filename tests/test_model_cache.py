@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from vaembed import Embedder
-from vaembed.model_cache import loaded_count, lock_for
+from vaembed.engine.locks import lock_for
+from vaembed.models.shared import loaded_count
 
 TEXTS = [f"text number {i}: " + "the fox jumps " * (i % 7 + 1) for i in range(48)]
 

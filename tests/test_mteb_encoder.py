@@ -14,7 +14,7 @@ from mteb.mocks.mock_tasks.sts import MockSTSTask
 from mteb.types import PromptType
 
 from vaembed import Embedder
-from vaembed.mteb_encoder import MTEBEncoder
+from vaembed.connectors.mteb import MTEBEncoder
 
 TEXTS = ["How do I sort a list?", "Lists have a sort method.", "Tuples are immutable sequences."]
 

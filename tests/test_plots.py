@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
+from vaembed.calibration.plots import plot_id_curve, plot_sweep
 from vaembed.calibration.sweep import SweepResult
-from vaembed.plots import plot_id_curve, plot_sweep
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CURVE = [14.0, 11.5, 9.0, 6.5, 5.0, 5.5, 7.0, 8.0, 9.5, 10.0]
@@ -17,7 +17,7 @@ def result(recipe: str, scores: list[float], metric: str = "spearman", width: in
     windows = tuple(sum(scores[s : s + width]) / width for s in range(len(scores) - width + 1))
     best = max(range(len(windows)), key=lambda s: (windows[s], -s))
     return SweepResult(
-        recipe, "value/mean", metric, width, tuple(scores), windows, tuple(range(best, best + width)), windows[best], 1
+        recipe, "value_mean", metric, width, tuple(scores), windows, tuple(range(best, best + width)), windows[best], 1
     )
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import ray
 
+from benchmarks.python_docs import python_doc_passages
 from vaembed import Embedder
-from vaembed.datasets import python_doc_passages
-from vaembed.ray import embed_dataset, load_into_chroma, read_embeddings, write_embeddings
+from vaembed.connectors.ray import embed_dataset, load_into_chroma, read_embeddings, write_embeddings
 
 LAYERS = [1, 2]
 

@@ -93,4 +93,4 @@ def test_default_model_calibration(real_embedder):
         assert min(layers) >= math.ceil(0.2 * num_layers), (preset, layers)
         assert len(layers) == max(2, round(0.1 * num_layers))
     assert va.plan.recipe.layers == profile.presets["va"]
-    assert real_embedder.with_recipe("kv").plan.recipe.reroute_layers == profile.presets["kv"]
+    assert real_embedder.with_recipe("kv").plan.recipe.intervention.layers == profile.presets["kv"]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from vaembed.cli import main
-from vaembed.serving.background import wait_for_health
+from vaembed.connectors.serving.background import wait_for_health
 
 
 def free_port() -> int:

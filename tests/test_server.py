@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vaembed import Embedder
-from vaembed.serving import BackgroundServer, ServerSettings, create_app
+from vaembed.connectors.serving import BackgroundServer, ServerSettings, create_app
 
 NAME = "tiny"
 QUERY_PROMPT = "Find notes that answer: "

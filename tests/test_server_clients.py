@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vaembed import Embedder
-from vaembed.serving import BackgroundServer, ServerSettings, create_app
+from vaembed.connectors.serving import BackgroundServer, ServerSettings, create_app
 
 NAME = "vaembed-test"
 NOTES = [

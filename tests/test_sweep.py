@@ -13,7 +13,7 @@ import torch
 from vaembed import PROMPTS, READOUTS, Embedder, KVReroute, Recipe
 from vaembed.calibration.devset import DevSet, load_dev_set, ndcg_at_10, score_dev_set, spearman
 from vaembed.calibration.sweep import SweepResult, sweep_layers
-from vaembed.recipe import get_recipe, window_width
+from vaembed.recipes import get_recipe, window_width
 
 TRIPLES_PATH = Path(__file__).parent / "data" / "triples.json"
 TRIPLES = json.loads(TRIPLES_PATH.read_text())[:8]
@@ -189,9 +189,11 @@ def test_readout_sweep_runs_one_encoding_not_one_per_layer(embedder):
     dev = pairs_dev()
     distinct = list(dict.fromkeys(text for pair in dev.pairs for text in pair[:2]))
     reference = embedder.with_recipe(get_recipe("va").with_layers([0]))
+    before = embedder.forward_passes
     reference.encode(distinct, batch_size=5)
+    encode_passes = embedder.forward_passes - before  # with_recipe copies share the runner and its count
     result = sweep_layers(embedder, dev, "va", batch_size=5)
-    assert result.passes == reference.forward_passes == math.ceil(len(distinct) / 5)
+    assert result.passes == encode_passes == math.ceil(len(distinct) / 5)
 
 
 @pytest.mark.parametrize(("name", "passes"), [("va", 5), ("echo", 2 + 4)])
@@ -262,10 +264,10 @@ def test_sweep_argument_errors(embedder):
     with pytest.raises(ValueError, match="Unknown recipe"):
         sweep_layers(embedder, dev, "no-such-recipe")
     rerouted = Recipe(PROMPTS["compress"], READOUTS["value_mean"], "fallback", KVReroute(layers="auto"), name="kv-va")
-    with pytest.raises(ValueError, match="cannot sweep its readout layers while its rerouted layers are 'auto'"):
+    with pytest.raises(ValueError, match="cannot sweep its readout layers while its intervention's layers are 'auto'"):
         sweep_layers(embedder, dev, rerouted)
 
 
 def test_sweep_result_checks_its_lengths():
     with pytest.raises(ValueError, match="window_scores must have 3 entries"):
-        SweepResult("va", "value/mean", "spearman", 2, (0.1,) * 4, (0.1,) * 4, (0, 1), 0.1, 1)
+        SweepResult("va", "value_mean", "spearman", 2, (0.1,) * 4, (0.1,) * 4, (0, 1), 0.1, 1)

@@ -1,15 +1,43 @@
-"""vaembed: training-free text embeddings from frozen decoder-only LLMs."""
+"""vaembed: training-free text embeddings from frozen decoder-only LLMs.
+
+A recipe is prompt x intervention x readout x layers (`vaembed.recipes`); the
+engine runs it on any supported Hugging Face causal LM (`vaembed.engine`);
+layer calibration chooses layers by intrinsic dimension (`vaembed.calibration`);
+`Embedder` puts them together; `vaembed.connectors` holds the Chroma, Ray,
+mteb and server connectors and `vaembed.cli` the command line.
+"""
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
+from vaembed import deprecations
 from vaembed.calibration import CalibrationProfile, ProfileError, load_dev_set, sweep_layers
-from vaembed.calibration.devset import ndcg_at_10, spearman
-from vaembed.embedder import DEFAULT_RECIPE, Embedder
-from vaembed.loading import load_causal_lm
-from vaembed.prompts import PROMPTS, Prompt
-from vaembed.recipe import PRESET_RECIPES, READOUTS, KVReroute, Readout, Recipe, TokenPrepending
-from vaembed.registry import DEFAULT_MODEL, PRESETS, PresetNotInstalledError
+from vaembed.embedder import Embedder
+from vaembed.models import DEFAULT_MODEL, PRESETS, PresetNotInstalledError, load_causal_lm
+from vaembed.recipes import (
+    DEFAULT_RECIPE,
+    INTERVENTIONS,
+    PRESET_RECIPES,
+    PROMPTS,
+    READOUTS,
+    AttentionOutput,
+    HiddenStates,
+    Intervention,
+    KVReroute,
+    Prompt,
+    Readout,
+    Recipe,
+    TokenPrepending,
+    ValueVectors,
+    WeightedValues,
+    register_intervention,
+    register_readout,
+)
 from vaembed.version import __version__
+
+deprecations.install()
 
 __all__ = [
     "CalibrationProfile",
@@ -17,11 +45,13 @@ __all__ = [
     "load_dev_set",
     "sweep_layers",
     "load_causal_lm",
-    "ndcg_at_10",
-    "spearman",
     "DEFAULT_MODEL",
     "DEFAULT_RECIPE",
     "Embedder",
+    "INTERVENTIONS",
+    "AttentionOutput",
+    "HiddenStates",
+    "Intervention",
     "KVReroute",
     "PRESETS",
     "PRESET_RECIPES",
@@ -32,5 +62,24 @@ __all__ = [
     "Readout",
     "Recipe",
     "TokenPrepending",
+    "ValueVectors",
+    "WeightedValues",
+    "register_intervention",
+    "register_readout",
     "__version__",
 ]
+
+_MOVED_NAMES = {"ndcg_at_10": "vaembed.calibration.devset", "spearman": "vaembed.calibration.devset"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_NAMES:
+        warnings.warn(
+            f"vaembed.{name} moved to {_MOVED_NAMES[name]}.{name}; the old name goes in vaembed 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED_NAMES[name]), name)
+    raise AttributeError(f"module 'vaembed' has no attribute {name!r}")

@@ -10,28 +10,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaembed.attention import use_vaembed_attention
-from vaembed.batching import check_texts, combine_chunks, plan_batches
 from vaembed.calibration.auto import ProfileSource, auto_layers, obtain_profile
 from vaembed.calibration.profile import CalibrationProfile, default_profile_path
 from vaembed.calibration.run import calibrate
-from vaembed.forward_pass import PASS_KWARG, ForwardPass, PassPlan, StopForward
-from vaembed.layer_hooks import install_layer_hooks
-from vaembed.loading import ModelSource, load_model_and_tokenizer, pick_device, pick_dtype, resolve_model_folder
-from vaembed.model_cache import LoadedModel, load_shared, lock_for
-from vaembed.prompts import Prompt, Role
-from vaembed.recipe import KVReroute, LayerSpec, Recipe, get_recipe
-from vaembed.registry import DEFAULT_MODEL
-from vaembed.shared_pass import SharedPass, check_shareable
-from vaembed.tokenization import LongTextPolicy, PaddingSide, TextTokenizer, TokenSequence
+from vaembed.engine.batching import check_texts, combine_chunks
+from vaembed.engine.forward_pass import PassPlan, PlanReader
+from vaembed.engine.runner import Runner
+from vaembed.engine.tokenization import LONG_TEXT_POLICIES, LongTextPolicy, PaddingSide, TokenSequence
+from vaembed.models.loading import ModelSource, load_model_and_tokenizer, pick_device, pick_dtype, resolve_model_folder
+from vaembed.models.registry import DEFAULT_MODEL
+from vaembed.models.shared import LoadedModel, load_shared
+from vaembed.recipes.layers import LayerSpec
+from vaembed.recipes.presets import DEFAULT_RECIPE, get_recipe
+from vaembed.recipes.prompts import ROLES, Prompt, Role
+from vaembed.recipes.recipe import Recipe
 
 __all__ = ["Embedder", "DEFAULT_RECIPE"]
-
-DEFAULT_RECIPE = "va"
-MAX_DEFAULT_LENGTH = 8192
-CPU_TOKEN_BUDGET = 512
-"""Padded tokens per batch on CPU: measured fastest on 2 cores (short and long texts alike)."""
-GPU_TOKEN_BUDGET = 16384
 
 
 class Embedder:
@@ -44,7 +38,8 @@ class Embedder:
         model: A base decoder model (no LM head) of a supported family.
         tokenizer: Its fast tokenizer.
         recipe: A preset name or a `Recipe`.
-        layers: Overrides the recipe's calibrated layer set (see `Recipe.with_layers`).
+        layers: Overrides the recipe's layer set that `layers=` sets (see
+            `Recipe.layers_option_target`).
         max_length: Maximum tokens per input, prompt included; default the
             model's context, capped at 8192.
         long_text: What to do with longer inputs: `"truncate"` (warns once per
@@ -69,28 +64,13 @@ class Embedder:
         name: str | None = None,
         calibration: ProfileSource = None,
     ) -> None:
-        use_vaembed_attention(model)
-        install_layer_hooks(model)
-        self.model = model
-        self.tokenizer = tokenizer
+        if long_text not in LONG_TEXT_POLICIES:
+            raise ValueError(f"long_text must be one of {', '.join(LONG_TEXT_POLICIES)}, not {long_text!r}")
+        self.runner = Runner(model, tokenizer, max_length=max_length, padding_side=padding_side, name=name)
         self.shared: LoadedModel | None = None
-        self._model_lock = lock_for(model)
-        self.name = name or getattr(model.config, "_name_or_path", None) or model.config.model_type
-        self.num_layers = int(model.config.num_hidden_layers)
-        context = int(getattr(model.config, "max_position_embeddings", None) or MAX_DEFAULT_LENGTH)
-        if max_length is None:
-            max_length = min(context, MAX_DEFAULT_LENGTH)
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or not 0 < max_length <= context:
-            raise ValueError(f"max_length must be an int in [1, {context}] (the model's context), not {max_length!r}")
-        if long_text not in ("truncate", "chunk", "error"):
-            raise ValueError(f"long_text must be 'truncate', 'chunk' or 'error', not {long_text!r}")
-        self.max_length = max_length
         self.long_text: LongTextPolicy = long_text
-        self.text_tokenizer = TextTokenizer(tokenizer, max_length, padding_side)
         self.calibration_source = calibration
         self.calibration_profile: CalibrationProfile | None = None
-        self.forward_passes = 0
-        self.batch_token_budget = CPU_TOKEN_BUDGET if self.device.type == "cpu" else GPU_TOKEN_BUDGET
         self._set_recipe(recipe, layers)
 
     def _set_recipe(self, recipe: str | Recipe, layers: LayerSpec | None) -> None:
@@ -99,7 +79,7 @@ class Embedder:
         auto = None
         if self.recipe.needs_calibration:
             if self.calibration_profile is None:
-                self.calibration_profile = obtain_profile(self, self.calibration_source)
+                self.calibration_profile = obtain_profile(self.runner, self.calibration_source)
             auto = auto_layers(self.calibration_profile, self.recipe)
         self.plan = PassPlan(self.recipe.resolve(self.num_layers, auto), self.num_layers)
 
@@ -130,7 +110,7 @@ class Embedder:
                 file, a local model folder, or a Hugging Face hub id.
             recipe: A preset (`hs-mean`, `hs-last`, `prompteol`, `echo`,
                 `token-prepending`, `va`, `wva`, `aligned-wva`, `kv`) or a `Recipe`.
-            layers: Overrides the recipe's calibrated layer set.
+            layers: Overrides the recipe's layer set (see the class docstring).
             device: Default CUDA when available, else CPU.
             dtype: Default bfloat16 on CUDA, float32 on CPU.
             max_length: See the class docstring.
@@ -140,7 +120,7 @@ class Embedder:
             model_kwargs: Extra arguments for `transformers.AutoModel.from_pretrained`.
             calibration: See the class docstring.
             share: Reuse this process's loaded copy of the model (see
-                `vaembed.model_cache`); False loads a private copy.
+                `vaembed.models.shared`); False loads a private copy.
         """
         source: ModelSource = resolve_model_folder(model)
         target = pick_device(device)
@@ -167,10 +147,9 @@ class Embedder:
         return embedder
 
     def with_recipe(self, recipe: str | Recipe, layers: LayerSpec | None = None) -> Embedder:
-        """Return an embedder with another recipe that shares this one's model and settings."""
+        """Return an embedder with another recipe that shares this one's model, runner and settings."""
         other = object.__new__(Embedder)
         other.__dict__.update(self.__dict__)
-        other.forward_passes = 0
         other._set_recipe(recipe, layers)
         return other
 
@@ -209,7 +188,7 @@ class Embedder:
             The profile (curves, chosen layers per preset, corpus, model identity, timing).
         """
         profile = calibrate(
-            self, texts, n=n, prompts=prompts, max_tokens=max_tokens, resamples=resamples, batch_size=batch_size
+            self.runner, texts, n=n, prompts=prompts, max_tokens=max_tokens, resamples=resamples, batch_size=batch_size
         )
         if save:
             profile.save(path if path is not None else default_profile_path(profile.model))
@@ -218,41 +197,80 @@ class Embedder:
             self._set_recipe(self.recipe, None)
         return profile
 
+    # -- what the runner holds --------------------------------------------------------
+    @property
+    def model(self) -> torch.nn.Module:
+        """The base model."""
+        return self.runner.model
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer."""
+        return self.runner.tokenizer
+
+    @property
+    def name(self) -> str:
+        """The model's name (reports, calibration profiles, adapters' configs)."""
+        return self.runner.name
+
+    @property
+    def num_layers(self) -> int:
+        """The model's number of decoder layers."""
+        return self.runner.num_layers
+
+    @property
+    def max_length(self) -> int:
+        """Most tokens per input, prompt included."""
+        return self.runner.max_length
+
     @property
     def device(self) -> torch.device:
         """The device the model runs on."""
-        return next(self.model.parameters()).device
+        return self.runner.device
+
+    @property
+    def text_tokenizer(self) -> Any:
+        """The runner's `TextTokenizer` (texts to model inputs)."""
+        return self.runner.text_tokenizer
+
+    @property
+    def forward_passes(self) -> int:
+        """Forward passes run so far by this embedder's runner (shared with `with_recipe` copies)."""
+        return self.runner.forward_passes
+
+    @forward_passes.setter
+    def forward_passes(self, value: int) -> None:
+        self.runner.forward_passes = value
+
+    @property
+    def batch_token_budget(self) -> int:
+        """Padded tokens per batch beyond its first row: 512 on CPU, 16384 on GPU by default."""
+        return self.runner.batch_token_budget
+
+    @batch_token_budget.setter
+    def batch_token_budget(self, value: int) -> None:
+        self.runner.batch_token_budget = value
 
     @property
     def layers(self) -> list[int]:
         """The concrete layers that the `layers` option sets for this recipe.
 
         The readout layers, or the rerouted layers of a KV recipe that reads the
-        final layer (see `Recipe.with_layers`). Passing them back as `layers=`
-        rebuilds this embedder without its calibration profile.
+        final layer (`Recipe.layers_option_target`). Passing them back as
+        `layers=` rebuilds this embedder without its calibration profile.
         """
-        resolved = self.plan.recipe
-        if isinstance(self.recipe.intervention, KVReroute) and self.recipe.layers == "final":
-            return list(resolved.reroute_layers)
-        return list(resolved.layers)
+        return list(self.plan.recipe.option_layers)
 
     @property
     def dimension(self) -> int:
         """Size of the embeddings this recipe produces."""
-        config = self.model.config
-        heads = config.num_attention_heads
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-        source = self.recipe.readout.source
-        if source == "value":
-            return int(config.num_key_value_heads * head_dim)
-        if source == "mixed":
-            return int(heads * head_dim)
-        return int(config.hidden_size)
+        return self.recipe.readout.dimension(self.model.config)
 
     def get_sentence_embedding_dimension(self) -> int:
         """Alias of `dimension`, as in sentence-transformers."""
         return self.dimension
 
+    # -- embedding ------------------------------------------------------------------
     def encode(
         self,
         texts: str | Iterable[str],
@@ -288,8 +306,8 @@ class Embedder:
             FloatingPointError: The model produced NaN or Inf.
         """
         items, single = check_texts(texts)
-        if role not in ("document", "query"):
-            raise ValueError(f"role must be 'document' or 'query', not {role!r}")
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
         if not items:
@@ -331,7 +349,7 @@ class Embedder:
         template: Prompt = self.recipe.prompt
         if prompt is not None:
             template = template.with_instruction(prompt, role)
-        return self.text_tokenizer.encode(texts, template, role, self.long_text)
+        return self.runner.text_tokenizer.encode(texts, template, role, self.long_text)
 
     def embed_sequences(
         self,
@@ -351,70 +369,30 @@ class Embedder:
         Raises:
             FloatingPointError: The model produced NaN or Inf (the texts' indices are named).
         """
-        vectors = self._embed_sequences(sequences, batch_size, show_progress_bar)
-        return combine_chunks(sequences, vectors, count, normalize)
+        (readings,) = self.runner.read(
+            sequences, [self.plan], batch_size=batch_size, show_progress_bar=show_progress_bar
+        )
+        return combine_chunks(sequences, readings.vectors, count, normalize)
 
-    def run_pass(self, sequences: list[TokenSequence], plan: PassPlan | None = None) -> ForwardPass:
-        """Run one forward pass over `sequences` and return its state.
+    def run_pass(self, sequences: list[TokenSequence], plan: PassPlan | None = None) -> PlanReader:
+        """Run one forward pass over one batch of `sequences`; return what the plan read.
 
         Args:
             sequences: One batch of inputs.
-            plan: What to capture; defaults to this embedder's recipe.
+            plan: What to read; defaults to this embedder's recipe.
         """
-        return self.run_passes(sequences, [plan or self.plan])[0]
+        return self.runner.run_passes(sequences, [plan or self.plan])[0]
 
-    def run_passes(self, sequences: list[TokenSequence], plans: Sequence[PassPlan]) -> list[ForwardPass]:
-        """Run one forward pass over `sequences` read by several plans; return one state per plan.
-
-        The plans must share the prompt the sequences were tokenized with and the
-        intervention (`vaembed.shared_pass.check_shareable`); each state holds
-        exactly what a pass of its own plan would.
+    def run_passes(self, sequences: list[TokenSequence], plans: Sequence[PassPlan]) -> list[PlanReader]:
+        """Run one forward pass over one batch read by several plans; one reader per plan (`Runner.run_passes`).
 
         Raises:
             ValueError: The plans cannot share a pass (the differing field is named).
         """
-        check_shareable(plans)
-        batch = self.text_tokenizer.collate(sequences).to(self.device)
-        states = [ForwardPass(p, batch.last_index, batch.pool_weights, batch.placeholder_index) for p in plans]
-        state: ForwardPass | SharedPass = states[0] if len(states) == 1 else SharedPass(states)
-        with self._model_lock, torch.inference_mode():
-            self.forward_passes += 1
-            try:
-                output = self.model(
-                    input_ids=batch.input_ids,
-                    attention_mask=batch.attention_mask,
-                    position_ids=batch.position_ids,
-                    use_cache=False,
-                    **{PASS_KWARG: state},
-                )
-            except StopForward:
-                return states
-            state.on_final_hidden(output.last_hidden_state)
-        return states
-
-    def _embed_sequences(
-        self, sequences: list[TokenSequence], batch_size: int, show_progress_bar: bool | None
-    ) -> torch.Tensor:
-        lengths = [len(s.ids) for s in sequences]
-        batches: Iterable[list[int]] = plan_batches(lengths, batch_size, self.batch_token_budget)
-        show = len(batches) > 8 if show_progress_bar is None else show_progress_bar
-        if show:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(batches, desc="Batches", unit="batch")
-        out = torch.empty((len(sequences), self.dimension), dtype=torch.float32)
-        for chosen in batches:
-            vectors = self.run_pass([sequences[i] for i in chosen]).result().float().cpu()
-            finite = torch.isfinite(vectors).all(dim=1)
-            if not bool(finite.all()):
-                bad = sorted({sequences[chosen[i]].source for i in (~finite).nonzero().flatten().tolist()})
-                raise FloatingPointError(f"The model produced NaN or Inf for texts at indices {bad}")
-            out[chosen] = vectors
-        return out
+        return self.runner.run_passes(sequences, plans)
 
     def __repr__(self) -> str:
-        recipe = self.plan.recipe
         return (
-            f"Embedder(model={self.name!r}, recipe={self.recipe.name!r}, layers={list(recipe.layers)}, "
+            f"Embedder(model={self.name!r}, recipe={self.recipe.name!r}, layers={list(self.plan.recipe.layers)}, "
             f"dimension={self.dimension}, max_length={self.max_length})"
         )

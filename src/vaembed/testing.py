@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from vaembed.loading import CACHE_ENV
+from vaembed.cache import CACHE_ENV
+from vaembed.engine.attention import SUPPORTED_MODEL_TYPES
 
 __all__ = [
     "FAMILIES",
@@ -40,7 +41,8 @@ TRAINING_TEXTS = [
     "Numbers 0123456789 and punctuation !?.,;:'\"()[]{}<> PST",
 ] * 20
 
-FAMILIES = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text", "gemma2")
+FAMILIES = SUPPORTED_MODEL_TYPES
+"""Every supported family; `build_config` has a tiny config for each."""
 
 _TEST_CACHE_ENV = "VAEMBED_TEST_CACHE"
 

@@ -8,7 +8,8 @@ from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, Field
 
 from vaembed import DEFAULT_RECIPE, Embedder
-from vaembed.model_options import MODEL_OPTION_NAMES, ModelOptions, default_model, options_of
+from vaembed.connectors.options import MODEL_OPTION_NAMES, ModelOptions, default_model, options_of
+from vaembed.engine.tokenization import LongTextPolicy
 
 __all__ = ["VAEmbeddings"]
 
@@ -56,7 +57,7 @@ class VAEmbeddings(BaseModel, Embeddings):
     max_length: int | None = Field(default=None, gt=0)
     """Maximum tokens per input, prompt included; None for the model's context (at most 8192)."""
 
-    long_text: Literal["truncate", "chunk", "error"] = "truncate"
+    long_text: LongTextPolicy = "truncate"
     """Longer inputs: `"truncate"` (with a warning), `"chunk"` (token-weighted mean of
     windows) or `"error"`."""
 

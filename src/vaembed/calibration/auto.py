@@ -18,14 +18,12 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from vaembed.calibration.profile import CalibrationProfile, ProfileError, default_profile_path
 from vaembed.calibration.run import TEXT_PROMPT, calibrate, model_identity, prompt_name
-from vaembed.recipe import PRESET_RECIPES, Recipe
-
-if TYPE_CHECKING:
-    from vaembed.embedder import Embedder
+from vaembed.engine.runner import Runner
+from vaembed.recipes.presets import PRESET_RECIPES
+from vaembed.recipes.recipe import Recipe
 
 __all__ = ["ProfileSource", "auto_layers", "obtain_profile"]
 
@@ -34,27 +32,27 @@ logger = logging.getLogger(__name__)
 ProfileSource = CalibrationProfile | str | os.PathLike[str] | None
 
 
-def _calibrate_and_save(embedder: Embedder, path: Path) -> CalibrationProfile:
-    logger.warning("Calibrating layers for %s (once; the profile is saved to %s)", embedder.name, path)
-    profile = calibrate(embedder)
+def _calibrate_and_save(runner: Runner, path: Path) -> CalibrationProfile:
+    logger.warning("Calibrating layers for %s (once; the profile is saved to %s)", runner.name, path)
+    profile = calibrate(runner)
     profile.save(path)
     return profile
 
 
-def obtain_profile(embedder: Embedder, source: ProfileSource = None) -> CalibrationProfile:
-    """Return a calibration profile for the embedder's model (see the module docstring).
+def obtain_profile(runner: Runner, source: ProfileSource = None) -> CalibrationProfile:
+    """Return a calibration profile for the runner's model (see the module docstring).
 
     Raises:
         ProfileError: An explicitly given profile or file cannot be used.
     """
-    identity = model_identity(embedder)
+    identity = model_identity(runner)
     if isinstance(source, CalibrationProfile):
         source.check(identity)
         return source
     if source is not None:
         path = Path(source)
         if not path.exists():
-            return _calibrate_and_save(embedder, path)
+            return _calibrate_and_save(runner, path)
         return CalibrationProfile.load(path, identity)
     path = default_profile_path(identity)
     if path.exists():
@@ -62,7 +60,7 @@ def obtain_profile(embedder: Embedder, source: ProfileSource = None) -> Calibrat
             return CalibrationProfile.load(path, identity)
         except ProfileError as error:
             warnings.warn(f"{error}; recalibrating", stacklevel=3)
-    return _calibrate_and_save(embedder, path)
+    return _calibrate_and_save(runner, path)
 
 
 def auto_layers(profile: CalibrationProfile, recipe: Recipe) -> tuple[int, ...]:

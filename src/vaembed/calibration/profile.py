@@ -24,8 +24,7 @@ from typing import Any
 
 import torch
 
-from vaembed.atomic_file import atomic_file
-from vaembed.loading import cache_dir
+from vaembed.cache import atomic_file, cache_dir
 from vaembed.version import __version__
 
 __all__ = [

@@ -1,7 +1,7 @@
-"""Running layer calibration on an embedder: residuals per layer, ID curves, chosen layers.
+"""Running layer calibration on a model: residuals per layer, ID curves, chosen layers.
 
 Every calibration text (cut to `max_tokens` tokens, 96 by default, which
-bounds the cost at N x 96 tokens) is run through the embedder's own forward
+bounds the cost at N x 96 tokens) is run through the engine's own forward
 pass, which records the last token's residual state after each layer. Each
 layer's point cloud gets a TwoNN intrinsic dimension; the selection rule
 (`selection.py`), repeated on subsamples of the texts, picks the layers.
@@ -22,22 +22,20 @@ import logging
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
-import torch
 
 from vaembed.calibration.corpus import RECOMMENDED_MINIMUM, CalibrationCorpus, bundled_corpus, user_corpus
 from vaembed.calibration.profile import CalibrationProfile, ModelIdentity, PromptCalibration, config_hash, weights_hash
 from vaembed.calibration.selection import SKIP_FRACTION, SUBSAMPLE_FRACTION, stable_selection
 from vaembed.calibration.twonn import id_curve
-from vaembed.forward_pass import PassPlan
-from vaembed.prompts import PROMPTS, Prompt
-from vaembed.recipe import CALIBRATED_PRESETS, PRESET_RECIPES, READOUTS, ResolvedRecipe
-from vaembed.tokenization import TextTokenizer
-
-if TYPE_CHECKING:
-    from vaembed.embedder import Embedder
+from vaembed.engine.forward_pass import PassPlan
+from vaembed.engine.runner import Runner
+from vaembed.recipes.presets import CALIBRATED_PRESETS, PRESET_RECIPES
+from vaembed.recipes.prompts import PROMPTS, Prompt
+from vaembed.recipes.readouts import READOUTS
+from vaembed.recipes.recipe import ResolvedRecipe
 
 __all__ = ["calibrate", "calibrate_prompts", "collect_residuals", "model_identity", "prompt_name"]
 
@@ -59,20 +57,20 @@ def prompt_name(prompt: Prompt) -> str:
     return "custom-" + hashlib.sha256(repr(prompt).encode()).hexdigest()[:12]
 
 
-def model_identity(embedder: Embedder) -> ModelIdentity:
-    """The identity a profile of this embedder's model carries."""
-    model = embedder.model
+def model_identity(runner: Runner) -> ModelIdentity:
+    """The identity a profile of this runner's model carries."""
+    model = runner.model
     return ModelIdentity(
-        name=str(embedder.name),
+        name=runner.name,
         family=str(model.config.model_type),
         config_hash=config_hash(model.config),
         weights_hash=weights_hash(model),
-        num_layers=embedder.num_layers,
+        num_layers=runner.num_layers,
     )
 
 
 def collect_residuals(
-    embedder: Embedder,
+    runner: Runner,
     texts: Sequence[str],
     prompt: Prompt,
     *,
@@ -82,38 +80,30 @@ def collect_residuals(
     """Last-token residual state after each layer, for each text wrapped in `prompt`.
 
     Args:
-        embedder: Supplies the model, tokenizer and forward pass.
+        runner: Supplies the model, tokenizer and forward passes.
         texts: The calibration texts.
         prompt: The template each text is wrapped in (as a document).
         max_tokens: Texts are cut so each input has at most this many tokens
-            (prompt included); None uses the embedder's `max_length`.
+            (prompt included); None uses the runner's `max_length`.
         batch_size: Sequences per forward pass.
 
     Returns:
         One float32 array of shape (len(texts), hidden size) per layer.
+
+    Raises:
+        FloatingPointError: The model produced NaN or Inf (the layer is named).
     """
-    limit = embedder.max_length if max_tokens is None else min(int(max_tokens), embedder.max_length)
-    tokenizer = TextTokenizer(embedder.tokenizer, limit, embedder.text_tokenizer.padding_side)
+    tokenizer = runner.tokenizer_for(runner.max_length if max_tokens is None else max_tokens)
     sequences, _ = tokenizer.encode(list(texts), prompt, "document", "truncate")
-    num_layers = embedder.num_layers
+    num_layers = runner.num_layers
     recipe = ResolvedRecipe(prompt, READOUTS["hidden_last"], (0,))
     plan = PassPlan(recipe, num_layers, residual_layers=tuple(range(num_layers)))
-    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i].ids))
-    hidden = int(embedder.model.config.hidden_size)
-    out = [np.empty((len(sequences), hidden), dtype=np.float32) for _ in range(num_layers)]
-    for start in range(0, len(order), batch_size):
-        chosen = order[start : start + batch_size]
-        state = embedder.run_pass([sequences[i] for i in chosen], plan)
-        for layer in range(num_layers):
-            values = state.residuals[layer].to(torch.float32).cpu().numpy()
-            if not np.isfinite(values).all():
-                raise FloatingPointError(f"The model produced NaN or Inf at layer {layer} during calibration")
-            out[layer][chosen] = values
-    return out
+    (readings,) = runner.read(sequences, [plan], batch_size=batch_size)
+    return [readings.residuals[layer].numpy() for layer in range(num_layers)]
 
 
 def calibrate_prompts(
-    embedder: Embedder,
+    runner: Runner,
     texts: Sequence[str],
     prompts: dict[str, Prompt],
     *,
@@ -125,7 +115,7 @@ def calibrate_prompts(
     """Calibrate each named prompt on `texts` (see the module docstring)."""
     found = {}
     for name, prompt in prompts.items():
-        states = collect_residuals(embedder, texts, prompt, max_tokens=max_tokens, batch_size=batch_size)
+        states = collect_residuals(runner, texts, prompt, max_tokens=max_tokens, batch_size=batch_size)
         stable = stable_selection(states, resamples=resamples, seed=seed, skip_fraction=SKIP_FRACTION)
         plain = id_curve(states, DISCARD_FRACTION, corrected=False)
         found[name] = PromptCalibration(
@@ -149,7 +139,7 @@ def preset_prompts(mode: PromptMode) -> dict[str, Prompt]:
 
 
 def calibrate(
-    embedder: Embedder,
+    runner: Runner,
     texts: Iterable[str] | None = None,
     *,
     n: int | None = None,
@@ -162,11 +152,11 @@ def calibrate(
     """Calibrate the layers of every calibrated preset for this model.
 
     Args:
-        embedder: The embedder whose model is calibrated.
+        runner: Runs the model that is calibrated.
         texts: The calibration texts (duplicates dropped); the bundled corpus when None.
         n: Use only the first `n` texts.
         prompts: `"text"` or `"per-preset"` (see the module docstring).
-        max_tokens: Token budget per text; None for the embedder's `max_length`.
+        max_tokens: Token budget per text; None for the runner's `max_length`.
         resamples: Subsamples for the stability of the choice.
         seed: Seed of the subsampling.
         batch_size: Sequences per forward pass.
@@ -191,7 +181,7 @@ def calibrate(
     chosen = {prompt_name(prompt): prompt for prompt in preset_prompts(prompts).values()}
     start = time.perf_counter()
     found = calibrate_prompts(
-        embedder, corpus.texts, chosen, max_tokens=max_tokens, resamples=resamples, seed=seed, batch_size=batch_size
+        runner, corpus.texts, chosen, max_tokens=max_tokens, resamples=resamples, seed=seed, batch_size=batch_size
     )
     seconds = time.perf_counter() - start
     estimator = {
@@ -207,7 +197,7 @@ def calibrate(
         "seed": seed,
     }
     return CalibrationProfile(
-        model=model_identity(embedder),
+        model=model_identity(runner),
         corpus=corpus.describe(),
         estimator=estimator,
         prompts=found,

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from vaembed.calibration.twonn import id_curve
-from vaembed.recipe import window_width
+from vaembed.recipes.layers import window_width
 
 __all__ = ["DIP_RATIO", "SKIP_FRACTION", "StableSelection", "select_layers", "stable_selection", "window_width"]
 

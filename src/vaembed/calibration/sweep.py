@@ -6,36 +6,44 @@ layer set is then the mean of its layers' pooled vectors, normalised and
 combined over chunks exactly as `Embedder.encode` does, so a sweep score equals
 the score of encoding with that layer set, at the cost of a single encoding.
 
-For a KV-rerouting recipe read at the final layer the swept set is the
-rerouted layers, which change the pass itself: every candidate (each layer, and
-each window of consecutive layers) needs an encoding of its own.
+When `layers=` sets a recipe's intervention layers (`Recipe.layers_option_target`:
+KV rerouting read at the final layer) the swept set is the rerouted layers,
+which change the pass itself: every candidate (each layer, and each window of
+consecutive layers) needs an encoding of its own.
 
-Layer specs are never resolved through `Recipe.resolve` (calibrated presets
-carry a spec only a calibration profile can fill); the candidates are explicit.
+The swept layer set is replaced by each explicit candidate; the other set must
+be explicit (a spec such as `"auto"` there cannot be swept around).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 import torch
 
-from vaembed.batching import combine_chunks
 from vaembed.calibration.devset import DevSet, score_dev_set
-from vaembed.forward_pass import PassPlan
-from vaembed.prompts import Prompt, Role
-from vaembed.recipe import KVReroute, Recipe, ResolvedRecipe, TokenPrepending, get_recipe, resolve_layers, window_width
-from vaembed.tokenization import TokenSequence
-
-if TYPE_CHECKING:
-    from vaembed.embedder import Embedder
+from vaembed.engine.batching import combine_chunks
+from vaembed.engine.forward_pass import PassPlan
+from vaembed.engine.runner import Runner
+from vaembed.engine.tokenization import LongTextPolicy
+from vaembed.recipes.layers import window_width
+from vaembed.recipes.presets import get_recipe
+from vaembed.recipes.prompts import Prompt, Role
+from vaembed.recipes.recipe import Recipe
 
 __all__ = ["SweepResult", "sweep_layers"]
 
 Layers = tuple[int, ...]
+
+
+class _Engine(Protocol):
+    """What a sweep needs of an `Embedder`."""
+
+    runner: Runner
+    recipe: Recipe
+    long_text: LongTextPolicy
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ class SweepResult:
 
     Attributes:
         recipe: The recipe's name.
-        readout: The readout, as `"source/pool"` (e.g. `"value/mean"`).
+        readout: The readout's name (e.g. `"value_mean"`).
         metric: `"spearman"` or `"ndcg@10"`.
         width: Number of consecutive layers in a window.
         layer_scores: The score of each single layer.
@@ -154,78 +162,35 @@ def _layout(dev: DevSet, prompt: Prompt) -> _Layout:
     return _Layout(tuple((role, tuple(index)) for role, index in groups), placed[0], placed[1])
 
 
-def _run(embedder: Embedder, plan: PassPlan, sequences: list[TokenSequence], batch_size: int) -> list[torch.Tensor]:
-    """Per-sequence vectors of a plan: one (n, dim) tensor per read layer if it keeps layers, else one."""
-    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i].ids))  # as Embedder.encode batches
-    layers = plan.recipe.layers if plan.keep_layers else (None,)
-    outputs: list[torch.Tensor] = []
-    for start in range(0, len(order), batch_size):
-        chosen = order[start : start + batch_size]
-        state = embedder.run_pass([sequences[i] for i in chosen], plan)
-        for slot, layer in enumerate(layers):
-            part = state.result() if layer is None else state.per_layer.get(layer)
-            if part is None:
-                raise RuntimeError(f"The forward pass did not capture layer {layer}; is the model supported?")
-            part = part.float().cpu()
-            if not bool(torch.isfinite(part).all()):
-                where = "" if layer is None else f" at layer {layer}"
-                raise FloatingPointError(f"The model produced NaN or Inf{where}")
-            if slot == len(outputs):
-                outputs.append(torch.empty((len(sequences), part.shape[1]), dtype=torch.float32))
-            outputs[slot][chosen] = part
-    return outputs
-
-
 # ----------------------------------------------------------------------------------------- plans
-def _explicit(spec: Any, num_layers: int, recipe: Recipe, what: str) -> Layers:
-    try:
-        return resolve_layers(spec, num_layers)
-    except ValueError as err:
-        raise ValueError(
-            f"Recipe {recipe.name!r}: cannot sweep its readout layers while its {what} layers are {spec!r} ({err}); "
-            f"give them explicitly"
-        ) from err
-
-
-def _bias(intervention: KVReroute) -> float:
-    bias = float(intervention.bias)
-    if math.isnan(bias) or bias == math.inf:
-        raise ValueError(f"KVReroute bias must be finite or -inf, not {bias}")
-    return bias
-
-
 def _readout_plan(recipe: Recipe, num_layers: int) -> PassPlan:
     """A plan reading every layer at once, with the recipe's intervention kept."""
-    resolved = ResolvedRecipe(recipe.prompt, recipe.readout, tuple(range(num_layers)))
-    intervention = recipe.intervention
-    if isinstance(intervention, KVReroute):
-        layers = _explicit(intervention.layers, num_layers, recipe, "rerouted")
-        resolved = replace(resolved, reroute_layers=layers, reroute_bias=_bias(intervention))
-    elif isinstance(intervention, TokenPrepending):
-        if recipe.prompt.placeholder is None:
-            raise ValueError(f"Recipe {recipe.name!r}: TokenPrepending needs a prompt with a placeholder")
-        resolved = replace(resolved, prepend_layers=_explicit(intervention.layers, num_layers, recipe, "prepending"))
-    elif intervention is not None:
-        raise TypeError(f"Unknown intervention {intervention!r}")
+    try:
+        resolved = recipe.with_layers(tuple(range(num_layers))).resolve(num_layers)
+    except ValueError as err:
+        raise ValueError(
+            f"Recipe {recipe.name!r}: cannot sweep its readout layers while its intervention's layers are "
+            f"{recipe.intervention.layers!r} ({err}); give them explicitly"  # type: ignore[union-attr]
+        ) from err
     return PassPlan(resolved, num_layers, keep_layers=True)
 
 
-def _check_args(embedder: Embedder, dev: DevSet, recipe: str | Recipe | None, width: Any, batch_size: Any) -> Recipe:
+def _check_args(engine: _Engine, dev: DevSet, recipe: str | Recipe | None, width: Any, batch_size: Any) -> Recipe:
     if not isinstance(dev, DevSet):
         raise TypeError(f"dev must be a DevSet (see load_dev_set), not {type(dev).__name__}")
     if recipe is not None and not isinstance(recipe, (str, Recipe)):
         raise TypeError(f"recipe must be a preset name, a Recipe or None, not {type(recipe).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
-    count = embedder.num_layers
+    count = engine.runner.num_layers
     if isinstance(width, bool) or not isinstance(width, int) or not 1 <= width <= count:
         raise ValueError(f"width must be an int in [1, {count}] (the model's layers), not {width!r}")
-    return embedder.recipe if recipe is None else get_recipe(recipe)
+    return engine.recipe if recipe is None else get_recipe(recipe)
 
 
 # ----------------------------------------------------------------------------------------- sweep
 def sweep_layers(
-    embedder: Embedder,
+    embedder: _Engine,
     dev: DevSet,
     recipe: str | Recipe | None = None,
     *,
@@ -256,15 +221,16 @@ def sweep_layers(
             intervention whose layers are not explicit for a readout sweep.
         FloatingPointError: The model produced NaN or Inf.
     """
-    count = embedder.num_layers
+    runner = embedder.runner
+    count = runner.num_layers
     width = window_width(count) if width is None else width
     recipe = _check_args(embedder, dev, recipe, width, batch_size)
     layout = _layout(dev, recipe.prompt)
     sequences = [
-        embedder.text_tokenizer.encode(list(texts), recipe.prompt, role, embedder.long_text)[0]
+        runner.text_tokenizer.encode(list(texts), recipe.prompt, role, embedder.long_text)[0]
         for role, texts in layout.groups
     ]
-    start_passes = embedder.forward_passes
+    start_passes = runner.forward_passes
 
     def score(vectors: list[torch.Tensor]) -> float:
         """Score per-sequence vectors (one tensor per text group), combined per text as `encode` does."""
@@ -275,20 +241,17 @@ def sweep_layers(
         (first, first_rows), (second, second_rows) = layout.first, layout.second
         return score_dev_set(dev, combined[first][list(first_rows)], combined[second][list(second_rows)])
 
-    intervention = recipe.intervention
-    if isinstance(intervention, KVReroute) and recipe.layers == "final":
+    if recipe.layers_option_target == "intervention":
         swept = "reroute"
-        resolved = ResolvedRecipe(recipe.prompt, recipe.readout, resolve_layers(recipe.layers, count))
-        resolved = replace(resolved, reroute_bias=_bias(intervention))
 
         def evaluate(layers: Layers) -> float:
-            plan = PassPlan(replace(resolved, reroute_layers=layers), count)
-            return score([_run(embedder, plan, group, batch_size)[0] for group in sequences])
+            plan = PassPlan(recipe.with_layers(layers).resolve(count), count)
+            return score([runner.read(group, [plan], batch_size=batch_size)[0].vectors for group in sequences])
 
     else:
         swept = "readout"
         plan = _readout_plan(recipe, count)
-        per_group = [_run(embedder, plan, group, batch_size) for group in sequences]
+        per_group = [runner.read(group, [plan], batch_size=batch_size)[0].per_layer for group in sequences]
 
         def evaluate(layers: Layers) -> float:
             means = []
@@ -305,14 +268,14 @@ def sweep_layers(
     best = max(range(len(window_scores)), key=lambda s: (window_scores[s], -s))
     return SweepResult(
         recipe=recipe.name,
-        readout=f"{recipe.readout.source}/{recipe.readout.pool}",
+        readout=recipe.readout.name,
         metric=dev.metric,
         width=width,
         layer_scores=layer_scores,
         window_scores=window_scores,
         best_layers=tuple(range(best, best + width)),
         best_score=window_scores[best],
-        passes=embedder.forward_passes - start_passes,
+        passes=runner.forward_passes - start_passes,
         swept=swept,
         dev_set=dev.name,
     )

@@ -11,7 +11,7 @@ from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_vaembed import VAEmbeddings
 
 from vaembed import DEFAULT_MODEL
-from vaembed.model_cache import loaded_count
+from vaembed.models.shared import loaded_count
 
 pytestmark = pytest.mark.real_model
 

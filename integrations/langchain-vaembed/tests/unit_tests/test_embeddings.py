@@ -11,7 +11,7 @@ from langchain_vaembed import VAEmbeddings
 from pydantic import ValidationError
 
 from vaembed import Embedder
-from vaembed.model_cache import loaded_count
+from vaembed.models.shared import loaded_count
 from vaembed.testing import tiny_model_folder
 
 DOCUMENTS = ["the fox sleeps", "rivers run\nto the sea", "numbers 0123", "  spaced  "]
@@ -131,16 +131,20 @@ async def test_async_calls_do_not_block_the_event_loop(embeddings):
             await asyncio.sleep(0.001)
 
     task = asyncio.create_task(ticker())
-    original = embeddings.embedder.run_pass
+    runner = embeddings.embedder.runner
+    original = runner.run_passes
+    passes = []
 
-    def slow_pass(*args, **kwargs):
+    def slow_passes(*args, **kwargs):
+        passes.append(1)
         time.sleep(0.05)  # a forward pass the loop must not wait for
         return original(*args, **kwargs)
 
-    embeddings.embedder.run_pass = slow_pass
+    runner.run_passes = slow_passes
     try:
         await embeddings.aembed_documents(DOCUMENTS * 4)
     finally:
-        del embeddings.embedder.run_pass
+        del runner.run_passes
         task.cancel()
+    assert passes  # the slow passes really ran
     assert ticks >= 10

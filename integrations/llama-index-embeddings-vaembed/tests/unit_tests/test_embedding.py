@@ -10,7 +10,7 @@ from llama_index.embeddings.vaembed import VAEmbedding
 from pydantic import ValidationError
 
 from vaembed import Embedder
-from vaembed.model_cache import loaded_count
+from vaembed.models.shared import loaded_count
 from vaembed.testing import tiny_model_folder
 
 TEXTS = ["the fox sleeps", "rivers run\nto the sea", "numbers 0123", "  spaced  "]

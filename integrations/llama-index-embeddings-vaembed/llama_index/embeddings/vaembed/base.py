@@ -9,7 +9,8 @@ from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from vaembed import DEFAULT_RECIPE, Embedder
-from vaembed.model_options import MODEL_OPTION_NAMES, ModelOptions, default_model, options_of
+from vaembed.connectors.options import MODEL_OPTION_NAMES, ModelOptions, default_model, options_of
+from vaembed.engine.tokenization import LongTextPolicy
 
 __all__ = ["VAEmbedding"]
 
@@ -69,7 +70,7 @@ class VAEmbedding(BaseEmbedding):
     max_length: int | None = Field(
         default=None, gt=0, description="Maximum tokens per input, prompt included; None for the model's context."
     )
-    long_text: Literal["truncate", "chunk", "error"] = Field(
+    long_text: LongTextPolicy = Field(
         default="truncate",
         description="Longer inputs: 'truncate' (with a warning), 'chunk' (token-weighted mean of windows) or 'error'.",
     )

