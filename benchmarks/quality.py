@@ -30,14 +30,25 @@ import torch
 import transformers
 
 import vaembed
-from benchmarks.readouts import Capture, PassGroup, Readings, check_against_engine, read_group
+from benchmarks.experiments import FUSED_WITH, combined_experiment, lexical_experiment
+from benchmarks.hybrid import bm25_scores
+from benchmarks.readouts import CORPUS, Capture, PassGroup, Readings, check_against_engine, read_group
 from benchmarks.task_suite import SIZES, build_tasks
+from benchmarks.variants import VARIANTS, dense_embeds, generic_transform, hybrid_scores, score_variants
 from vaembed import Embedder
 from vaembed.cache import cache_dir
+from vaembed.calibration.corpus import bundled_corpus
 from vaembed.recipes import CALIBRATED_PRESETS, READOUTS, Recipe, get_recipe, resolve_layers
 from vaembed.recipes.prompts import PROMPTS
 
 Embed = Callable[[list[str], str], np.ndarray]
+SCORE_KEYS = {
+    "raw": "scores",
+    "center": "scores_center",
+    "standardize": "scores_standardize",
+    "task-standardize": "scores_task_standardize",
+}
+"""Where each post-processing variant's scores go in a model's record."""
 SWEEP_TASKS = ("faq-retrieval", "lee-sts")
 BIAS_TASKS = ("faq-retrieval", "lee-sts")
 RESULTS = Path(__file__).parent / "results"
@@ -66,6 +77,7 @@ def groups_for(layers: dict[str, dict[str, list[int]]]) -> list[PassGroup]:
                 Capture("hidden_last", "hidden_last", "final"),
                 Capture("attention_last", "attention_last"),
                 Capture("value_weighted", "value_weighted"),
+                Capture("value_mean", "value_mean"),
             ),
         ),
         PassGroup("echo", get_recipe("echo"), (Capture("hidden_mean", "hidden_mean", "final"),)),
@@ -124,37 +136,14 @@ def configs_for(layers: dict[str, dict[str, list[int]]], num_layers: int) -> lis
     return out
 
 
-def standardized(embed: Embed, documents: list[str]) -> Embed:
-    """Per-dimension standardisation fitted on the documents' vectors, then L2 normalisation."""
-    fitted = embed(documents, "document").astype(np.float64)
-    mean, scale = fitted.mean(axis=0), fitted.std(axis=0) + 1e-6
-
-    def embed_standardized(texts: list[str], role: str) -> np.ndarray:
-        shifted = (embed(texts, role) - mean) / scale
-        return (shifted / np.maximum(np.linalg.norm(shifted, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-    return embed_standardized
-
-
-def texts_by_role(tasks: list[Any]) -> dict[str, list[str]]:
-    """Distinct texts per role over the tasks, in first-seen order."""
+def texts_by_role(tasks: list[Any], corpus: bool = True) -> dict[str, list[str]]:
+    """Distinct texts per role over the tasks, in first-seen order, and the bundled corpus (for statistics)."""
     out: dict[str, dict[str, None]] = {"query": {}, "document": {}}
     for task in tasks:
         for role, texts in task.texts():
             out[role].update(dict.fromkeys(texts))
-    return {role: list(texts) for role, texts in out.items() if texts}
-
-
-def documents_of(task: Any) -> list[str]:
-    """The texts a task embeds as documents (what standardisation is fitted on)."""
-    return [text for role, texts in task.texts() if role == "document" for text in texts]
-
-
-def score_all(tasks: list[Any], embed: Embed) -> tuple[dict[str, float], dict[str, float]]:
-    """Scores of an embed function on each task, plain and standardised."""
-    plain = {task.name: round(float(task.score(embed)), 4) for task in tasks}
-    std = {task.name: round(float(task.score(standardized(embed, documents_of(task)))), 4) for task in tasks}
-    return plain, std
+    found = {role: list(texts) for role, texts in out.items() if texts}
+    return {**found, CORPUS: list(bundled_corpus().texts)} if corpus else found
 
 
 def cached_read(
@@ -195,8 +184,21 @@ def model_layers(embedder: Embedder) -> dict[str, dict[str, list[int]]]:
     return out
 
 
+def check_postprocessing(embedder: Embedder, readings: dict[str, Readings], layers: Any) -> dict[str, float]:
+    """The benchmark's post-processing equals the engine's (its own statistics) for `va` and `aligned-wva`."""
+    out = {}
+    for preset, group, capture in (("va", "plain", "value_mean"), ("aligned-wva", "prompteol", "attention_last")):
+        chosen = layers[preset]["fallback"]
+        for mode in ("center", "standardize"):
+            out[f"{preset}@fallback/{mode}"] = check_against_engine(
+                embedder, readings[group], capture, chosen, preset, chosen, postprocess=mode,
+                transform=generic_transform(readings[group], capture, chosen, mode),
+            )  # fmt: skip
+    return out
+
+
 def run_model(model: str, tasks: list[Any], args: argparse.Namespace) -> dict[str, Any]:
-    """Every preset, sweep and bias setting of one model; returns the result record."""
+    """Every preset (each post-processing variant and hybrid), sweep and bias setting of one model."""
     start = time.perf_counter()
     embedder = Embedder.from_pretrained(model, recipe="hs-mean", max_length=args.max_length, long_text="truncate")
     load_seconds = time.perf_counter() - start
@@ -209,7 +211,12 @@ def run_model(model: str, tasks: list[Any], args: argparse.Namespace) -> dict[st
         readings[group.name] = cached_read(embedder, group, texts, args)
         print(f"[{model}] {group.name}: {readings[group.name].tokens} tokens in {readings[group.name].seconds:.0f} s")
     record["passes"] = {name: {"seconds": round(r.seconds, 1), "tokens": r.tokens} for name, r in readings.items()}
-    record["scores"], record["scores_standardized"], record["engine_check"] = {}, {}, {}
+    retrieval = [task for task in tasks if task.kind == "retrieval"]
+    bm25 = {task.name: bm25_scores(task.queries, task.documents) for task in retrieval}
+    record["engine_check"], record["hybrid"] = {}, {}
+    for variant in VARIANTS:
+        record[SCORE_KEYS[variant]] = {}
+    dense: dict[str, dict[str, Any]] = {}
     for config in configs_for(layers, embedder.num_layers):
         reading = readings[config["group"]]
         if "preset" in config:
@@ -219,9 +226,19 @@ def run_model(model: str, tasks: list[Any], args: argparse.Namespace) -> dict[st
             record["engine_check"][config["name"]] = check_against_engine(
                 embedder, reading, config["capture"], config["layers"], config["preset"], preset_layers
             )
-        embed = reading.embed(config["capture"], config["layers"])
-        record["scores"][config["name"]], record["scores_standardized"][config["name"]] = score_all(tasks, embed)
+        embeds = dense_embeds(reading, config["capture"], config["layers"])
+        dense[config["name"]] = embeds
+        for variant, scores in score_variants(tasks, embeds).items():
+            record[SCORE_KEYS[variant]][config["name"]] = scores
+        record["hybrid"][config["name"]] = hybrid_scores(retrieval, embeds, bm25)
         print(f"[{model}] {config['name']}: {record['scores'][config['name']]}")
+    record["engine_check"].update(check_postprocessing(embedder, readings, layers))
+    fused = {name: dense[name] for name in FUSED_WITH}
+    try:
+        record["lexical"] = lexical_experiment(embedder, readings["prompteol"], retrieval, bm25, fused)
+    except FileNotFoundError as error:  # an untied LM head that is not on disk
+        record["lexical"] = {"skipped": str(error)}
+    record["combined"] = combined_experiment(tasks, readings, layers["va"]["fallback"], bm25)
     record["sweep"] = sweep(tasks, readings, embedder.num_layers)
     record["bias_sweep"] = bias_sweep(embedder, tasks, layers, args) if args.bias else {}
     record["seconds"] = round(time.perf_counter() - start, 1)
@@ -253,7 +270,7 @@ def bias_sweep(
 ) -> dict[str, dict[str, float]]:
     """KV-Embedding (calibrated layers) at each prefix bias b on the bias-sweep tasks."""
     chosen = [task for task in tasks if task.name in BIAS_TASKS]
-    texts = texts_by_role(chosen)
+    texts = texts_by_role(chosen, corpus=False)
     kv = get_recipe("kv").with_layers(layers["kv"]["auto"])
     out = {}
     for bias in args.bias:
@@ -266,14 +283,22 @@ def bias_sweep(
     return out
 
 
-def run_baselines(tasks: list[Any]) -> dict[str, Any]:
-    """TF-IDF and all-MiniLM-L6-v2 on the same tasks."""
-    from benchmarks.baseline_encoders import minilm_embed, tfidf_embed
+def run_baselines(tasks: list[Any], embeddinggemma: bool = False) -> dict[str, Any]:
+    """TF-IDF, all-MiniLM-L6-v2 (and EmbeddingGemma-300M) on the same tasks; BM25 on the retrieval tasks."""
+    from benchmarks.baseline_encoders import embeddinggemma_embed, minilm_embed, tfidf_embed
 
     record: dict[str, Any] = {"model": "baselines", "scores": {}}
     record["scores"]["tf-idf"] = {task.name: round(float(task.score(tfidf_embed(task))), 4) for task in tasks}
-    embed = minilm_embed()
-    record["scores"]["all-MiniLM-L6-v2"] = {task.name: round(float(task.score(embed)), 4) for task in tasks}
+    record["retrieval_only"] = {
+        "bm25": {t.name: round(t.ndcg(bm25_scores(t.queries, t.documents)), 4) for t in tasks if t.kind == "retrieval"}
+    }
+    encoders = [("all-MiniLM-L6-v2", minilm_embed)] + (
+        [("EmbeddingGemma-300M", embeddinggemma_embed)] if embeddinggemma else []
+    )
+    for name, build in encoders:
+        embed = build()
+        record["scores"][name] = {task.name: round(float(task.score(embed)), 4) for task in tasks}
+        print(f"[baselines] {name}: {record['scores'][name]}")
     return record
 
 
@@ -301,7 +326,8 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="*", default=[])
-    parser.add_argument("--baselines", action="store_true", help="score TF-IDF and all-MiniLM-L6-v2")
+    parser.add_argument("--baselines", action="store_true", help="score TF-IDF, BM25 and all-MiniLM-L6-v2")
+    parser.add_argument("--embeddinggemma", action="store_true", help="with --baselines: also EmbeddingGemma-300M")
     parser.add_argument("--sizes", choices=tuple(SIZES), default="standard")
     parser.add_argument("--bias", type=float, nargs="*", default=[], help="KV bias values to sweep")
     parser.add_argument("--max-length", type=int, default=512)
@@ -317,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
         (m, lambda m=m: run_model(m, tasks, args)) for m in args.models
     ]
     if args.baselines:
-        jobs.append(("baselines", lambda: run_baselines(tasks)))
+        jobs.append(("baselines", lambda: run_baselines(tasks, args.embeddinggemma)))
     for name, job in jobs:
         record = job()
         record.update({"sizes": args.sizes, "tasks": info, "environment": environment(args)})

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from vaembed import Embedder
+from vaembed.calibration.statistics import STATISTICS_MAX_TOKENS
 from vaembed.engine.forward_pass import PassPlan
 from vaembed.recipes import READOUTS, Recipe, ResolvedRecipe, get_recipe
 
@@ -24,6 +25,8 @@ __all__ = ["Capture", "PassGroup", "Readings", "check_against_engine", "read_gro
 
 ALL = "all"
 """Read a readout at every layer (kept apart per layer)."""
+CORPUS = "corpus"
+"""The role of the bundled corpus's texts, read as documents cut to `STATISTICS_MAX_TOKENS` (statistics)."""
 
 
 @dataclass(frozen=True)
@@ -73,16 +76,23 @@ class Readings:
     seconds: float = 0.0
     tokens: int = 0
 
-    def embed(self, capture: str, layers: Sequence[int]) -> Callable[[list[str], str], np.ndarray]:
-        """An embed function (texts, role) -> unit rows: the mean of `layers` (-1 for a final capture)."""
+    def raw(self, capture: str, layers: Sequence[int], role: str) -> np.ndarray:
+        """The unnormalised embedding of every text of `role`: the mean of `layers` (-1 for a final capture)."""
+        per_layer = self.vectors[role][capture]
+        total = per_layer[layers[0]].astype(np.float64)
+        for layer in layers[1:]:  # the engine's order: sum the read layers, then divide
+            total = total + per_layer[layer]
+        return total / len(layers)
+
+    def embed(
+        self, capture: str, layers: Sequence[int], transform: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> Callable[[list[str], str], np.ndarray]:
+        """An embed function (texts, role) -> unit rows, optionally post-processed by `transform` before normalising."""
         index = {role: {text: i for i, text in enumerate(texts)} for role, texts in self.texts.items()}
         composed: dict[str, np.ndarray] = {}
         for role in self.texts:
-            per_layer = self.vectors[role][capture]
-            total = per_layer[layers[0]].astype(np.float64)
-            for layer in layers[1:]:
-                total = total + per_layer[layer]
-            composed[role] = _unit(total / len(layers))
+            raw = self.raw(capture, layers, role)
+            composed[role] = _unit(transform(raw) if transform is not None else raw)
 
         def embed(texts: list[str], role: str) -> np.ndarray:
             try:
@@ -125,7 +135,11 @@ def read_group(embedder: Embedder, group: PassGroup, texts: dict[str, list[str]]
     readings = Readings(texts={role: list(items) for role, items in texts.items()})
     start = time.perf_counter()
     for role, items in readings.texts.items():
-        sequences, _ = engine.tokenize(items, role=role)  # type: ignore[arg-type]
+        if role == CORPUS:  # cut as the engine cuts the texts it takes post-processing statistics from
+            tokenizer = engine.runner.tokenizer_for(STATISTICS_MAX_TOKENS)
+            sequences, _ = tokenizer.encode(items, engine.recipe.prompt, "document", "truncate")
+        else:
+            sequences, _ = engine.tokenize(items, role=role)  # type: ignore[arg-type]
         if len(sequences) != len(items):
             raise ValueError("read_group needs one sequence per text: use long_text='truncate'")
         readings.tokens += sum(len(s.ids) for s in sequences)
@@ -150,10 +164,15 @@ def check_against_engine(
     recipe: str | Recipe,
     preset_layers: object,
     *,
+    postprocess: str = "none",
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
     sample: int = 4,
     atol: float = 1e-4,
 ) -> float:
     """Assert that a composed embedding equals `Embedder.encode` of the preset on a few texts of each role.
+
+    With `postprocess`, the engine computes its own statistics and `transform`
+    (the benchmark's, from the corpus rows of `readings`) must agree with them.
 
     Returns:
         The largest absolute difference seen.
@@ -161,10 +180,12 @@ def check_against_engine(
     Raises:
         AssertionError: A difference above `atol`.
     """
-    engine = embedder.with_recipe(get_recipe(recipe), layers=preset_layers)  # type: ignore[arg-type]
-    embed = readings.embed(capture, layers)
+    engine = embedder.with_recipe(get_recipe(recipe), layers=preset_layers, postprocess=postprocess)  # type: ignore[arg-type]
+    embed = readings.embed(capture, layers, transform)
     worst = 0.0
     for role, texts in readings.texts.items():
+        if role == CORPUS:
+            continue
         chosen = texts[:sample]
         with torch.inference_mode():
             expected = engine.encode(chosen, role=role, batch_size=len(chosen))  # type: ignore[arg-type]

@@ -161,9 +161,26 @@ def speed_sections(records: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def default_configuration() -> str:
+    """The default recipe's benchmark configuration and post-processing variant, e.g. `va@fallback/center`."""
+    from benchmarks.report_retrieval import PRESET_CONFIGS
+    from vaembed.recipes.presets import DEFAULT_RECIPE, PRESET_RECIPES
+
+    mode = PRESET_RECIPES[DEFAULT_RECIPE].postprocess
+    return f"{PRESET_CONFIGS[DEFAULT_RECIPE]}/{'raw' if mode == 'none' else mode}"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the Markdown report and write the figures."""
     from benchmarks.claims import claims_markdown
+    from benchmarks.report_retrieval import (
+        combined_table,
+        hybrid_table,
+        lexical_section,
+        postprocess_summary,
+        postprocess_table,
+        size_table,
+    )
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -184,14 +201,30 @@ def main(argv: list[str] | None = None) -> None:
         return Path(os.path.relpath(path, base)).as_posix()
 
     out = []
+    default = default_configuration()
     for record in records:
         texts = ", ".join(f"{task} {info['texts']}" for task, info in record["tasks"].items())
         out += [f"### {record['model']} ({record['sizes']} sizes: texts per task: {texts})", ""]
         out += [layers_line(record), "", quality_table(record, baselines.get(record["sizes"])), ""]
-        out += ["With per-dimension standardisation fitted on each task's documents:", ""]
-        out += [quality_table(record, None, "scores_standardized"), ""]
+        out += ["Post-processing (mean over the five tasks, and the two retrieval tasks): raw; centred and "
+                "standardised with the model's statistics over the bundled corpus; standardised on each task's "
+                "own documents:", "", postprocess_table(record), ""]  # fmt: skip
+        out += ["Hybrid retrieval (nDCG@10):", "", hybrid_table(record, baselines.get(record["sizes"]), default), ""]
     if records:
         out += ["Mean over the five tasks, per model (unstandardised), best first:", "", ranking_table(records), ""]
+        rule = "Post-processing per preset (mean over models of the mean over tasks), and the rule's choice"
+        out += [f"{rule} (`benchmarks/report_retrieval.choose_postprocess`):", "", postprocess_summary(records), ""]
+        lexical, earned = lexical_section(records)
+        verdict = "earns" if earned else "does not earn"
+        lexical_head = f"Lexical readout (PromptReps-style, from the PromptEOL pass; nDCG@10): it {verdict} a place"
+        out += [f"{lexical_head} (fusion with it must beat dense + BM25 on two models or more).", "", lexical, ""]
+        out += ["Concatenated readouts (value mean + AlignedWVA, each post-processed and normalised):", "",
+                combined_table(records), ""]  # fmt: skip
+        for sizes in args.sizes:
+            chosen = [r for r in records if r["sizes"] == sizes]
+            if chosen:
+                head = f"Best recipe per task by model size ({sizes} sizes; retrieval: best dense and best hybrid)"
+                out += [f"{head}, beside the baselines:", "", size_table(chosen, baselines.get(sizes)), ""]
         out.append(f"![layer sweeps]({image(plot_sweeps(records, args.results / 'layer_sweeps.png'))})")
         out += ["", bias_table(records)]
     for record in long_docs:

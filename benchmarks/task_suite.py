@@ -73,15 +73,22 @@ class Task:
         out = [("document", self.documents)]
         return [("query", self.queries), *out] if self.queries else out
 
+    def retrieval_scores(self, embed: Embed) -> np.ndarray:
+        """Retrieval: the cosine score of every document for every query, (queries x documents)."""
+        return np.asarray(embed(self.queries, "query") @ embed(self.documents, "document").T, dtype=np.float64)
+
+    def ndcg(self, scores: np.ndarray) -> float:
+        """Retrieval: nDCG@10 of the documents ranked by a (queries x documents) score matrix."""
+        return float(ndcg_at_10(scores, [frozenset({r}) for r in self.relevant]))
+
     def score(self, embed: Embed) -> float:
         """The task's metric for an embed function."""
+        if self.kind == "retrieval":
+            return self.ndcg(self.retrieval_scores(embed))
         documents = embed(self.documents, "document")
         if self.kind == "sts":
             cosine = [float(documents[i] @ documents[j]) for i, j, _ in self.pairs]
             return spearman(cosine, [gold for _, _, gold in self.pairs])
-        if self.kind == "retrieval":
-            queries = embed(self.queries, "query")
-            return float(ndcg_at_10(queries @ documents.T, [frozenset({r}) for r in self.relevant]))
         if self.kind == "classification":
             return cross_validated_accuracy(documents, self.labels)
         if self.kind == "clustering":

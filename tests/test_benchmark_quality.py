@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from benchmarks import claims, quality, report
+from benchmarks import claims, quality, report, report_retrieval
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +46,8 @@ def test_every_preset_and_layer_choice_is_scored_on_every_task(quick_run):
     expected = {"hs-mean", "hs-last", "prompteol", "echo", "token-prepending"}
     expected |= {f"{p}@{c}" for p in ("va", "wva", "aligned-wva", "prompteol-wva", "kv") for c in ("auto", "fallback")}
     assert set(record["scores"]) == expected
-    assert set(record["scores_standardized"]) == expected
-    for scores in [*record["scores"].values(), *record["scores_standardized"].values()]:
+    assert set(record["scores_task_standardize"]) == expected
+    for scores in [*record["scores"].values(), *record["scores_task_standardize"].values()]:
         assert set(scores) == set(record["tasks"])
         for task, value in scores.items():
             low = -1.0 if record["tasks"][task]["metric"] == "spearman" else 0.0
@@ -81,7 +81,7 @@ def test_report_renders_tables_figures_and_verdicts(quick_run, capsys):
     assert (out / "layer_sweeps.png").stat().st_size > 10_000
     for name in record["scores"]:
         assert f"| {name} |" in text
-    ranking = text.split("best first:")[1].split("![")[0]
+    ranking = text.split("best first:")[1].strip().split("\n\n")[0]
     rows = [line for line in ranking.splitlines() if line.startswith("| ") and not line.startswith("| recipe")]
     means = [float(line.rsplit(" | ", 2)[1]) for line in rows]
     assert len(rows) == len(record["scores"]) and means == sorted(means, reverse=True)
@@ -93,6 +93,44 @@ def test_report_renders_tables_figures_and_verdicts(quick_run, capsys):
         "kv-vs-peers",
         "bias",
     }
+
+
+def test_post_processing_hybrids_and_experiments_are_scored_and_reported(quick_run, capsys):
+    out, record = quick_run
+    configs = set(record["scores"])
+    for key in ("scores_center", "scores_standardize", "scores_task_standardize"):
+        assert set(record[key]) == configs
+    assert record["scores_center"]["va@fallback"] != record["scores"]["va@fallback"]  # centring changed something
+    assert {"va@fallback/center", "aligned-wva@fallback/standardize"} <= set(record["engine_check"])
+    hybrid = record["hybrid"]["va@fallback"]["center"]
+    assert set(hybrid) == {"minmax@0.3", "minmax@0.5", "minmax@0.7", "rrf"}
+    assert set(hybrid["rrf"]) == {"faq-retrieval", "library-retrieval"}
+    assert set(record["lexical"]["alone"]) == {"faq-retrieval", "library-retrieval"}
+    assert set(record["combined"]) == {"va+aligned-wva (two passes)", "va+aligned-wva (one pass)"}
+    report.main(["--results", str(out), "--sizes", "quick"])
+    text = capsys.readouterr().out
+    for heading in (
+        "Post-processing (mean",
+        "Hybrid retrieval",
+        "Lexical readout",
+        "Concatenated readouts",
+        "by model size",
+    ):
+        assert heading in text
+    assert f"| {report.default_configuration()} (default) |" in text
+
+
+def test_the_post_processing_rule_never_trades_retrieval_for_the_mean():
+    def record(raw, center, standardize):
+        def scores(values):
+            return {"x": {"lee-sts": values[0], "faq-retrieval": values[1], "library-retrieval": values[2]}}
+
+        return {"scores": scores(raw), "scores_center": scores(center), "scores_standardize": scores(standardize)}
+
+    best_mean_but_worse_retrieval = record((0.5, 0.5, 0.5), (0.9, 0.45, 0.6), (0.6, 0.55, 0.55))
+    assert report_retrieval.choose_postprocess([best_mean_but_worse_retrieval], "x")[0] == "standardize"
+    nothing_qualifies_but_raw = record((0.5, 0.5, 0.5), (0.9, 0.4, 0.6), (0.9, 0.6, 0.4))
+    assert report_retrieval.choose_postprocess([nothing_qualifies_but_raw], "x")[0] == "raw"
 
 
 def test_report_rewrites_the_readme_between_its_markers_with_working_image_links(quick_run, tmp_path):

@@ -13,19 +13,32 @@ import torch
 from vaembed.calibration.auto import ProfileSource, auto_layers, obtain_profile
 from vaembed.calibration.profile import CalibrationProfile, default_profile_path
 from vaembed.calibration.run import calibrate
+from vaembed.calibration.statistics import EmbeddingStatistics, compute_statistics, obtain_statistics
 from vaembed.engine.batching import check_texts, combine_chunks
 from vaembed.engine.forward_pass import PassPlan, PlanReader
 from vaembed.engine.runner import Runner
 from vaembed.engine.tokenization import LONG_TEXT_POLICIES, LongTextPolicy, PaddingSide, TokenSequence
-from vaembed.models.loading import ModelSource, load_model_and_tokenizer, pick_device, pick_dtype, resolve_model_folder
 from vaembed.models.registry import DEFAULT_MODEL
-from vaembed.models.shared import LoadedModel, load_shared
+from vaembed.models.shared import LoadedModel, load_model
 from vaembed.recipes.layers import LayerSpec
+from vaembed.recipes.postprocess import PostProcess, Transform
 from vaembed.recipes.presets import DEFAULT_RECIPE, get_recipe
 from vaembed.recipes.prompts import ROLES, Prompt, Role
 from vaembed.recipes.recipe import Recipe
 
 __all__ = ["Embedder", "DEFAULT_RECIPE"]
+
+
+def _from_runner(attribute: str, doc: str, settable: bool = False) -> property:
+    """A property reading (and, if `settable`, writing) `self.runner.<attribute>`."""
+
+    def read(self: Embedder) -> Any:
+        return getattr(self.runner, attribute)
+
+    def write(self: Embedder, value: Any) -> None:
+        setattr(self.runner, attribute, value)
+
+    return property(read, write if settable else None, doc=doc)
 
 
 class Embedder:
@@ -49,6 +62,9 @@ class Embedder:
         calibration: Where `layers="auto"` gets its layers: None (the cached
             profile of this model, computed once when missing), a profile JSON
             path, or a `CalibrationProfile`.
+        postprocess: `"center"` or `"standardize"` (with this model's statistics
+            over the bundled corpus, computed once per recipe and layer set and
+            cached), `"none"`, or None for the recipe's own choice.
     """
 
     def __init__(
@@ -63,6 +79,7 @@ class Embedder:
         padding_side: PaddingSide = "right",
         name: str | None = None,
         calibration: ProfileSource = None,
+        postprocess: PostProcess | None = None,
     ) -> None:
         if long_text not in LONG_TEXT_POLICIES:
             raise ValueError(f"long_text must be one of {', '.join(LONG_TEXT_POLICIES)}, not {long_text!r}")
@@ -71,17 +88,23 @@ class Embedder:
         self.long_text: LongTextPolicy = long_text
         self.calibration_source = calibration
         self.calibration_profile: CalibrationProfile | None = None
-        self._set_recipe(recipe, layers)
+        self._set_recipe(recipe, layers, postprocess)
 
-    def _set_recipe(self, recipe: str | Recipe, layers: LayerSpec | None) -> None:
+    def _set_recipe(self, recipe: str | Recipe, layers: LayerSpec | None, postprocess: PostProcess | None) -> None:
         base = get_recipe(recipe)
-        self.recipe = base.with_layers(layers) if layers is not None else base
+        base = base.with_layers(layers) if layers is not None else base
+        self.recipe = base.with_postprocess(postprocess) if postprocess is not None else base
         auto = None
         if self.recipe.needs_calibration:
             if self.calibration_profile is None:
                 self.calibration_profile = obtain_profile(self.runner, self.calibration_source)
             auto = auto_layers(self.calibration_profile, self.recipe)
         self.plan = PassPlan(self.recipe.resolve(self.num_layers, auto), self.num_layers)
+        self.statistics: EmbeddingStatistics | None = None
+        self.transform: Transform | None = None
+        if self.recipe.postprocess != "none":
+            self.statistics = obtain_statistics(self.runner, self.plan.recipe)
+            self.transform = self.statistics.transform(self.recipe.postprocess)
 
     @classmethod
     def from_pretrained(
@@ -98,6 +121,7 @@ class Embedder:
         trust_remote_code: bool = False,
         model_kwargs: dict[str, Any] | None = None,
         calibration: ProfileSource = None,
+        postprocess: PostProcess | None = None,
         share: bool = True,
     ) -> Embedder:
         """Load a model and build an embedder.
@@ -119,19 +143,18 @@ class Embedder:
             trust_remote_code: Allow a checkpoint's own Python code (off by default).
             model_kwargs: Extra arguments for `transformers.AutoModel.from_pretrained`.
             calibration: See the class docstring.
+            postprocess: See the class docstring.
             share: Reuse this process's loaded copy of the model (see
                 `vaembed.models.shared`); False loads a private copy.
         """
-        source: ModelSource = resolve_model_folder(model)
-        target = pick_device(device)
-        options = dict(
-            device=target,
-            dtype=pick_dtype(dtype, target),
+        loaded, tokenizer, shared = load_model(
+            model,
+            device=device,
+            dtype=dtype,
             trust_remote_code=trust_remote_code,
             model_kwargs=model_kwargs,
+            share=share,
         )
-        shared = load_shared(source, **options) if share else None
-        loaded, tokenizer = (shared.model, shared.tokenizer) if shared else load_model_and_tokenizer(source, **options)
         embedder = cls(
             loaded,
             tokenizer,
@@ -142,16 +165,37 @@ class Embedder:
             padding_side=padding_side,
             name=os.fspath(model),
             calibration=calibration,
+            postprocess=postprocess,
         )
         embedder.shared = shared  # keeps the shared copy alive while this embedder lives
         return embedder
 
-    def with_recipe(self, recipe: str | Recipe, layers: LayerSpec | None = None) -> Embedder:
+    def with_recipe(
+        self, recipe: str | Recipe, layers: LayerSpec | None = None, postprocess: PostProcess | None = None
+    ) -> Embedder:
         """Return an embedder with another recipe that shares this one's model, runner and settings."""
         other = object.__new__(Embedder)
         other.__dict__.update(self.__dict__)
-        other._set_recipe(recipe, layers)
+        other._set_recipe(recipe, layers, postprocess)
         return other
+
+    def fit_postprocess(
+        self, texts: Iterable[str], mode: PostProcess | None = None, *, max_tokens: int = 128
+    ) -> EmbeddingStatistics:
+        """Post-process with statistics of your own texts instead of the bundled corpus (not saved).
+
+        Args:
+            texts: At least 3 distinct texts (a few hundred of your documents).
+            mode: `"center"` or `"standardize"`; None keeps the recipe's mode.
+            max_tokens: Tokens each text is cut to.
+
+        Raises:
+            ValueError: Fewer than 3 distinct texts, or no post-processing mode.
+        """
+        self.recipe = self.recipe.with_postprocess(mode) if mode is not None else self.recipe
+        statistics = compute_statistics(self.runner, self.plan.recipe, texts, max_tokens=max_tokens)
+        self.statistics, self.transform = statistics, statistics.transform(self.recipe.postprocess)
+        return statistics
 
     def calibrate(
         self,
@@ -160,17 +204,11 @@ class Embedder:
         *,
         save: bool = True,
         path: str | os.PathLike[str] | None = None,
-        prompts: str = "text",
-        max_tokens: int | None = 96,
-        resamples: int = 20,
-        batch_size: int = 8,
+        **options: Any,
     ) -> CalibrationProfile:
         """Choose this model's layers by intrinsic dimension, and use them from now on.
 
-        Runs the model over the calibration texts once per prompt of the
-        calibration prompts, estimates the ID of the last-token residual after
-        each layer (TwoNN), and applies the selection rule. The profile replaces
-        this embedder's current one, so `layers="auto"` recipes re-resolve.
+        The profile replaces this embedder's current one, so `layers="auto"` recipes re-resolve.
 
         Args:
             texts: Your own texts (at least 200 recommended); the bundled corpus when None.
@@ -178,78 +216,34 @@ class Embedder:
             save: Write the profile (to `path`, else to the model's default
                 profile file, which later `layers="auto"` loads).
             path: Where to save it.
-            prompts: `"text"` (the plain texts, one pass) or `"per-preset"` (each
-                calibrated preset's own prompt, one pass per distinct prompt).
-            max_tokens: Token budget per text (cost is about N x max_tokens); None for `max_length`.
-            resamples: Subsamples for the stability of the choice.
-            batch_size: Sequences per forward pass.
+            **options: The probe's settings (`prompts`, `max_tokens`, `resamples`,
+                `batch_size`, ...): see `vaembed.calibration.run.calibrate`.
 
         Returns:
             The profile (curves, chosen layers per preset, corpus, model identity, timing).
         """
-        profile = calibrate(
-            self.runner, texts, n=n, prompts=prompts, max_tokens=max_tokens, resamples=resamples, batch_size=batch_size
-        )
+        profile = calibrate(self.runner, texts, n=n, **options)
         if save:
             profile.save(path if path is not None else default_profile_path(profile.model))
         self.calibration_profile = profile
         if self.recipe.needs_calibration:
-            self._set_recipe(self.recipe, None)
+            self._set_recipe(self.recipe, None, None)
         return profile
 
-    # -- what the runner holds --------------------------------------------------------
-    @property
-    def model(self) -> torch.nn.Module:
-        """The base model."""
-        return self.runner.model
-
-    @property
-    def tokenizer(self) -> Any:
-        """The model's tokenizer."""
-        return self.runner.tokenizer
-
-    @property
-    def name(self) -> str:
-        """The model's name (reports, calibration profiles, adapters' configs)."""
-        return self.runner.name
-
-    @property
-    def num_layers(self) -> int:
-        """The model's number of decoder layers."""
-        return self.runner.num_layers
-
-    @property
-    def max_length(self) -> int:
-        """Most tokens per input, prompt included."""
-        return self.runner.max_length
-
-    @property
-    def device(self) -> torch.device:
-        """The device the model runs on."""
-        return self.runner.device
-
-    @property
-    def text_tokenizer(self) -> Any:
-        """The runner's `TextTokenizer` (texts to model inputs)."""
-        return self.runner.text_tokenizer
-
-    @property
-    def forward_passes(self) -> int:
-        """Forward passes run so far by this embedder's runner (shared with `with_recipe` copies)."""
-        return self.runner.forward_passes
-
-    @forward_passes.setter
-    def forward_passes(self, value: int) -> None:
-        self.runner.forward_passes = value
-
-    @property
-    def batch_token_budget(self) -> int:
-        """Padded tokens per batch beyond its first row: 512 on CPU, 16384 on GPU by default."""
-        return self.runner.batch_token_budget
-
-    @batch_token_budget.setter
-    def batch_token_budget(self, value: int) -> None:
-        self.runner.batch_token_budget = value
+    # -- what the runner holds (read through; the last two can be set) --------------------
+    model = _from_runner("model", "The base model.")
+    tokenizer = _from_runner("tokenizer", "The model's tokenizer.")
+    name = _from_runner("name", "The model's name (reports, calibration profiles, adapters' configs).")
+    num_layers = _from_runner("num_layers", "The model's number of decoder layers.")
+    max_length = _from_runner("max_length", "Most tokens per input, prompt included.")
+    device = _from_runner("device", "The device the model runs on.")
+    text_tokenizer = _from_runner("text_tokenizer", "The runner's `TextTokenizer` (texts to model inputs).")
+    forward_passes = _from_runner(
+        "forward_passes", "Forward passes run by this embedder's runner (shared with `with_recipe` copies).", True
+    )
+    batch_token_budget = _from_runner(
+        "batch_token_budget", "Padded tokens per batch beyond its first row: 512 on CPU, 16384 on GPU.", True
+    )
 
     @property
     def layers(self) -> list[int]:
@@ -372,7 +366,8 @@ class Embedder:
         (readings,) = self.runner.read(
             sequences, [self.plan], batch_size=batch_size, show_progress_bar=show_progress_bar
         )
-        return combine_chunks(sequences, readings.vectors, count, normalize)
+        vectors = self.transform(readings.vectors) if self.transform is not None else readings.vectors
+        return combine_chunks(sequences, vectors, count, normalize)
 
     def run_pass(self, sequences: list[TokenSequence], plan: PassPlan | None = None) -> PlanReader:
         """Run one forward pass over one batch of `sequences`; return what the plan read.
@@ -394,5 +389,5 @@ class Embedder:
     def __repr__(self) -> str:
         return (
             f"Embedder(model={self.name!r}, recipe={self.recipe.name!r}, layers={list(self.plan.recipe.layers)}, "
-            f"dimension={self.dimension}, max_length={self.max_length})"
+            f"dimension={self.dimension}, max_length={self.max_length}, postprocess={self.recipe.postprocess!r})"
         )

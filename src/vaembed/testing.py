@@ -103,6 +103,7 @@ def build_config(family: str) -> Any:
         pad_token_id=0,
         bos_token_id=1,
         eos_token_id=2,
+        tie_word_embeddings=True,  # as the small real models: the LM head is the input embeddings
     )
     classes = {
         "llama": transformers.LlamaConfig,

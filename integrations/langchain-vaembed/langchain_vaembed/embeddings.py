@@ -48,6 +48,11 @@ class VAEmbeddings(BaseModel, Embeddings):
     the layers, for the value recipes; `"auto"`, chosen by intrinsic dimension, for `kv`);
     `"auto"`, `"fallback"`, `"final"`, or indices."""
 
+    postprocess: Literal["none", "center", "standardize"] | None = None
+    """Subtract the model's mean embedding over a generic corpus (`"center"`), or also scale
+    each dimension by its spread there (`"standardize"`), before normalising; queries and
+    documents alike. None keeps the recipe's own choice."""
+
     batch_size: int = Field(default=32, gt=0)
     """Texts per forward pass (sorted by length and padded per batch)."""
 

@@ -21,7 +21,14 @@ import numpy as np
 from vaembed import __version__
 from vaembed.cli.calibration import add_calibration_commands, run_calibrate, run_sweep
 from vaembed.cli.serve import add_serve_command, run_serve
-from vaembed.cli.support import CommandError, load_embedder, parse_layers, positive_int, read_texts
+from vaembed.cli.support import (
+    CommandError,
+    add_postprocess_option,
+    load_embedder,
+    parse_layers,
+    positive_int,
+    read_texts,
+)
 from vaembed.engine.tokenization import LONG_TEXT_POLICIES
 from vaembed.models.registry import DEFAULT_MODEL, PRESETS
 from vaembed.recipes.presets import DEFAULT_RECIPE, PRESET_RECIPES, get_recipe
@@ -76,7 +83,14 @@ def run_embed(args: argparse.Namespace) -> int:
     layers = parse_layers(args.layers) if args.layers is not None else None
     kind = _output_kind(args.output)
     texts = read_texts(args.input)
-    embedder = load_embedder(args.model, args.recipe, layers, max_length=args.max_length, long_text=args.long_text)
+    embedder = load_embedder(
+        args.model,
+        args.recipe,
+        layers,
+        max_length=args.max_length,
+        long_text=args.long_text,
+        postprocess=args.postprocess,
+    )
     embeddings = np.asarray(
         embedder.encode(texts, role=args.role, batch_size=args.batch_size, normalize=not args.no_normalize),
         dtype=np.float32,
@@ -136,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     embed.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"one of {recipes} (default {DEFAULT_RECIPE})")
     embed.add_argument("--layers", help="layer indices such as '15,16,17', or a named set such as 'fallback'")
+    add_postprocess_option(embed)
     embed.add_argument(
         "--role", choices=("document", "query"), default="document", help="prompt role (default document)"
     )

@@ -11,7 +11,14 @@ import os
 import sys
 from typing import Any
 
-from vaembed.cli.support import CommandError, load_embedder, number_in, parse_layers, positive_int
+from vaembed.cli.support import (
+    CommandError,
+    add_postprocess_option,
+    load_embedder,
+    number_in,
+    parse_layers,
+    positive_int,
+)
 from vaembed.engine.tokenization import LONG_TEXT_POLICIES
 from vaembed.models.registry import DEFAULT_MODEL
 from vaembed.recipes.presets import DEFAULT_RECIPE, PRESET_RECIPES, get_recipe
@@ -29,6 +36,7 @@ def add_serve_command(commands: Any) -> None:
         "--recipe", default=DEFAULT_RECIPE, help=f"one of {', '.join(PRESET_RECIPES)} (default {DEFAULT_RECIPE})"
     )
     serve.add_argument("--layers", help="layer indices such as '15,16,17', or a named set such as 'fallback'")
+    add_postprocess_option(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=number_in(0, 65535, int), default=8000, help="port (default 8000)")
     serve.add_argument("--served-model-name", help="the name clients send as 'model' (default --model)")
@@ -99,6 +107,7 @@ def run_serve(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         max_length=args.max_length,
         long_text=args.long_text,
+        postprocess=args.postprocess,
     )
     app = create_app(embedder, settings)  # refuses bad --query-prompt / --document-prompt before listening
     embedder.encode(["warm-up"], batch_size=1)

@@ -10,8 +10,17 @@ from typing import Any
 
 from vaembed.embedder import Embedder
 from vaembed.recipes.layers import LayerSpec
+from vaembed.recipes.postprocess import POSTPROCESS_MODES
 
-__all__ = ["CommandError", "load_embedder", "number_in", "parse_layers", "positive_int", "read_texts"]
+__all__ = [
+    "CommandError",
+    "add_postprocess_option",
+    "load_embedder",
+    "number_in",
+    "parse_layers",
+    "positive_int",
+    "read_texts",
+]
 
 
 class CommandError(Exception):
@@ -78,6 +87,16 @@ def read_texts(source: str | None) -> list[str]:
         return path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as error:
         raise CommandError(f"input file {source!r} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+
+
+def add_postprocess_option(parser: argparse.ArgumentParser) -> None:
+    """Add `--postprocess` (the recipe's own choice when not given)."""
+    parser.add_argument(
+        "--postprocess",
+        choices=POSTPROCESS_MODES,
+        help="subtract the model's mean embedding over a generic corpus (center), or also scale each dimension "
+        "(standardize), before normalising (default: the recipe's own choice)",
+    )
 
 
 def load_embedder(model: str, recipe: str, layers: LayerSpec | None = None, **kwargs: Any) -> Embedder:

@@ -19,15 +19,19 @@ from vaembed.connectors.options import ModelOptions, check_call_options, options
 from vaembed.embedder import Embedder
 from vaembed.engine.tokenization import LongTextPolicy
 from vaembed.recipes.layers import LayerSpec
+from vaembed.recipes.postprocess import PostProcess
 
 __all__ = ["VAEmbeddingFunction"]
 
 _OPTIONS = (
-    *("model", "recipe", "layers", "max_length", "long_text", "device", "dtype", "model_kwargs"),
+    *("model", "recipe", "layers", "postprocess", "max_length", "long_text", "device", "dtype", "model_kwargs"),
     *("batch_size", "normalize", "query_prompt", "document_prompt"),
 )
 # Changing one of these changes the vectors, so a collection must keep them.
-_FIXED = ("model", "recipe", "layers", "max_length", "long_text", "normalize", "query_prompt", "document_prompt")
+_FIXED = (
+    *("model", "recipe", "layers", "postprocess", "max_length", "long_text", "normalize"),
+    *("query_prompt", "document_prompt"),
+)
 
 
 @register_embedding_function
@@ -44,6 +48,7 @@ class VAEmbeddingFunction(EmbeddingFunction[Documents]):
         recipe: A preset recipe name (None: `"va"`).
         layers: The recipe's layer set (None: its default, `"fallback"` for
             the value recipes and `"auto"` for `kv`).
+        postprocess: `"center"`, `"standardize"` or `"none"` (None: the recipe's own).
         batch_size: Texts per forward pass.
         normalize: L2-normalise the embeddings (the default space is cosine).
         max_length: Tokens per input, prompt included (None: the model's context, at most 8192).
@@ -63,6 +68,7 @@ class VAEmbeddingFunction(EmbeddingFunction[Documents]):
         recipe: str | None = None,
         layers: LayerSpec | None = None,
         *,
+        postprocess: PostProcess | None = None,
         batch_size: int = 32,
         normalize: bool = True,
         max_length: int | None = None,
@@ -75,7 +81,7 @@ class VAEmbeddingFunction(EmbeddingFunction[Documents]):
         embedder: Embedder | None = None,
     ) -> None:
         check_call_options(batch_size, query_prompt, document_prompt)
-        options = ModelOptions(model, recipe, layers, max_length, long_text, device, dtype, model_kwargs)
+        options = ModelOptions(model, recipe, layers, postprocess, max_length, long_text, device, dtype, model_kwargs)
         self.embedder = options.build(embedder)
         self.device = device
         self.dtype = dtype

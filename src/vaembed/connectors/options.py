@@ -18,6 +18,7 @@ from vaembed.embedder import Embedder
 from vaembed.engine.tokenization import LongTextPolicy
 from vaembed.models.registry import DEFAULT_MODEL
 from vaembed.recipes.layers import LayerSpec
+from vaembed.recipes.postprocess import PostProcess
 from vaembed.recipes.presets import DEFAULT_RECIPE
 
 __all__ = ["MODEL_ENV", "MODEL_OPTION_NAMES", "ModelOptions", "default_model", "options_of", "check_call_options"]
@@ -25,7 +26,9 @@ __all__ = ["MODEL_ENV", "MODEL_OPTION_NAMES", "ModelOptions", "default_model", "
 MODEL_ENV = "VAEMBED_MODEL"
 """Environment variable naming the model adapters load when none is given."""
 
-MODEL_OPTION_NAMES = ("model", "recipe", "layers", "max_length", "long_text", "device", "dtype", "model_kwargs")
+MODEL_OPTION_NAMES = (
+    *("model", "recipe", "layers", "postprocess", "max_length", "long_text", "device", "dtype", "model_kwargs"),
+)
 
 
 def default_model() -> str:
@@ -43,6 +46,7 @@ class ModelOptions:
         recipe: A preset recipe name (default `"va"`).
         layers: The recipe's layer set (default the recipe's own: `"fallback"`
             for the value recipes, `"auto"` for `kv`).
+        postprocess: `"center"`, `"standardize"` or `"none"` (default the recipe's own).
         max_length: Tokens per input, prompt included.
         long_text: `"truncate"` (warns), `"chunk"` or `"error"`.
         device: Where the model runs.
@@ -53,6 +57,7 @@ class ModelOptions:
     model: str | None = None
     recipe: str | None = None
     layers: LayerSpec | None = None
+    postprocess: PostProcess | None = None
     max_length: int | None = None
     long_text: LongTextPolicy | None = None
     device: str | None = None
@@ -87,6 +92,7 @@ def options_of(embedder: Embedder) -> dict[str, Any]:
         "model": embedder.name,
         "recipe": embedder.recipe.name,
         "layers": embedder.layers,
+        "postprocess": embedder.recipe.postprocess,
         "max_length": embedder.max_length,
         "long_text": embedder.long_text,
     }

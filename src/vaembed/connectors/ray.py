@@ -118,12 +118,13 @@ def embed_dataset(
             other dataset are left as they were. With False, the output
             follows `dataset`'s context (Ray's default: whatever order
             batches finish in).
-        **options: More `ModelOptions` (`max_length`, `long_text`, `device`, `dtype`, `model_kwargs`).
+        **options: More `ModelOptions` (`postprocess`, `max_length`, `long_text`, `device`, `dtype`,
+            `model_kwargs`).
 
     Raises:
         ValueError: A bad option (unknown names are named).
     """
-    unknown = sorted(set(options) - {"max_length", "long_text", "device", "dtype", "model_kwargs"})
+    unknown = sorted(set(options) - {"postprocess", "max_length", "long_text", "device", "dtype", "model_kwargs"})
     if unknown:
         raise ValueError(f"unknown options {unknown}; see vaembed.connectors.options.ModelOptions")
     if num_gpus and not options.get("device"):

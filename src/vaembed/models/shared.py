@@ -13,6 +13,7 @@ tokenizer with one lock (`vaembed.engine.locks`).
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from dataclasses import dataclass
@@ -20,9 +21,15 @@ from typing import Any
 
 import torch
 
-from vaembed.models.loading import ModelSource, load_model_and_tokenizer
+from vaembed.models.loading import (
+    ModelSource,
+    load_model_and_tokenizer,
+    pick_device,
+    pick_dtype,
+    resolve_model_folder,
+)
 
-__all__ = ["LoadedModel", "load_shared", "loaded_count"]
+__all__ = ["LoadedModel", "load_model", "load_shared", "loaded_count"]
 
 
 @dataclass(eq=False)
@@ -83,6 +90,32 @@ def load_shared(
             loaded = LoadedModel(model, tokenizer, key)
             _LOADED[key] = loaded
         return loaded
+
+
+def load_model(
+    spec: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    trust_remote_code: bool = False,
+    model_kwargs: dict | None = None,
+    share: bool = True,
+) -> tuple[torch.nn.Module, Any, LoadedModel | None]:
+    """Resolve a model spec and load it: the process's shared copy (`share`) or a private one.
+
+    Returns:
+        The base model, its tokenizer, and the shared entry to keep alive (None for a private copy).
+    """
+    source = resolve_model_folder(spec)
+    target = pick_device(device)
+    options = dict(
+        device=target, dtype=pick_dtype(dtype, target), trust_remote_code=trust_remote_code, model_kwargs=model_kwargs
+    )
+    if share:
+        shared = load_shared(source, **options)
+        return shared.model, shared.tokenizer, shared
+    model, tokenizer = load_model_and_tokenizer(source, **options)
+    return model, tokenizer, None
 
 
 def loaded_count() -> int:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from vaembed.recipes.interventions import Intervention, describe_intervention
 from vaembed.recipes.layers import LayerSpec, is_auto, resolve_layers
+from vaembed.recipes.postprocess import PostProcess, check_postprocess
 from vaembed.recipes.prompts import Prompt
 from vaembed.recipes.readouts import READOUTS, Readout, get_readout
 
@@ -68,6 +69,8 @@ class Recipe:
             (`[L//2, L)`), `"kv-fallback"`, `"early"`, or indices.
         intervention: A change to the forward pass (`KVReroute`, `TokenPrepending`), or None.
         name: A label for reports and calibration profiles.
+        postprocess: `"none"`, `"center"` or `"standardize"` with the model's statistics over
+            the bundled corpus (`vaembed.recipes.postprocess`), before L2 normalisation.
     """
 
     prompt: Prompt = field(default_factory=Prompt)
@@ -75,6 +78,7 @@ class Recipe:
     layers: LayerSpec = "final"
     intervention: Intervention | None = None
     name: str = "custom"
+    postprocess: PostProcess = "none"
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, Prompt):
@@ -84,6 +88,7 @@ class Recipe:
             raise TypeError(f"intervention must be an Intervention or None, not {type(self.intervention).__name__}")
         if not isinstance(self.layers, (str, int)):
             object.__setattr__(self, "layers", tuple(self.layers))
+        check_postprocess(self.postprocess)
 
     @property
     def layers_option_target(self) -> LayersTarget:
@@ -109,6 +114,14 @@ class Recipe:
         if self.layers_option_target == "intervention":
             return replace(self, intervention=replace(self.intervention, layers=layers))  # type: ignore[type-var]
         return replace(self, layers=layers)
+
+    def with_postprocess(self, postprocess: PostProcess) -> Recipe:
+        """Return a copy with another post-processing mode.
+
+        Raises:
+            ValueError: An unknown mode.
+        """
+        return replace(self, postprocess=check_postprocess(postprocess))
 
     @property
     def needs_calibration(self) -> bool:
@@ -152,4 +165,5 @@ class Recipe:
             "readout": self.readout.name,
             "layers": layers,
             "intervention": describe_intervention(self.intervention),
+            "postprocess": self.postprocess,
         }

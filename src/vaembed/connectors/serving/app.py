@@ -252,6 +252,7 @@ def create_app(embedder: Embedder, settings: ServerSettings | None = None) -> Fa
             "model": model_name,
             "recipe": embedder.recipe.name,
             "layers": embedder.layers,
+            "postprocess": embedder.recipe.postprocess,
             "dimension": embedder.dimension,
             "max_length": embedder.max_length,
             "long_text": embedder.long_text,

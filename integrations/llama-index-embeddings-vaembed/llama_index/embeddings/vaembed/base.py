@@ -65,6 +65,11 @@ class VAEmbedding(BaseEmbedding):
         "for the value recipes; 'auto', chosen by intrinsic dimension, for 'kv'); 'auto', 'fallback', 'final', "
         "or indices.",
     )
+    postprocess: Literal["none", "center", "standardize"] | None = Field(
+        default=None,
+        description="Subtract the model's mean embedding over a generic corpus ('center'), or also scale each "
+        "dimension by its spread there ('standardize'), before normalising; None keeps the recipe's own choice.",
+    )
     embed_batch_size: int = Field(default=32, gt=0, le=2048, description="Texts per forward pass.")
     normalize: bool = Field(default=True, description="L2-normalise the embeddings.")
     max_length: int | None = Field(

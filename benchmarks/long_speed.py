@@ -1,0 +1,170 @@
+r"""Time per long document: the engine against a bare forward over the same token ids and batches.
+
+    python -m benchmarks.long_speed --model smollm2-135m --lengths 512 1024 2048 4096 8192 \\
+        --presets va aligned-wva kv hs-mean --out benchmarks/results/long-speed-cpu-smollm2-135m.json
+
+For each long-text policy (`truncate`: the whole document in one pass, max
+length 8192; `chunk`: windows of `--window` tokens, embedded in the engine's
+token-budgeted batches), each preset and each document length (exactly that
+many text tokens of the Python library reference, batch of one document):
+`Embedder.encode([document])` is timed against a plain `AutoModel` (sdpa
+attention, no vaembed hooks, loaded separately in the same process) run over
+exactly the engine's token sequences and batches. The two alternate within
+every repeat (the order flips each repeat), so load on the shared machine hits
+both alike. The ratio is bare seconds over engine seconds (above 1: the engine
+is faster, e.g. by exiting early); target >= 0.95x for every preset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.speed_runner import exact_token_text, long_source
+
+Result = dict[str, Any]
+TARGET = 0.95
+POLICIES = ("truncate", "chunk")
+
+
+def bare_model(folder: str) -> torch.nn.Module:
+    """The plain model: transformers' own sdpa attention, fp32, eval mode."""
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa")
+    return model.eval()
+
+
+def run_bare(model: torch.nn.Module, embedder: Any, text: str) -> None:
+    """The bare forward over the engine's own sequences and batches of `text`."""
+    from vaembed.engine.batching import plan_batches
+
+    sequences, _ = embedder.tokenize([text])
+    plan = plan_batches([len(s.ids) for s in sequences], 32, embedder.batch_token_budget)
+    with torch.inference_mode():
+        for chosen in plan:
+            batch = embedder.text_tokenizer.collate([sequences[i] for i in chosen])
+            model(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                position_ids=batch.position_ids,
+                use_cache=False,
+            )
+
+
+def timed(call: Any) -> float:
+    """Wall seconds of one call."""
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def measure(embedder: Any, bare: torch.nn.Module, text: str, repeats: int) -> Result:
+    """Median seconds of the engine and of the bare forward on one document, alternating (one warm-up each)."""
+    engine_call = lambda: embedder.encode([text], batch_size=32, show_progress_bar=False)  # noqa: E731
+    bare_call = lambda: run_bare(bare, embedder, text)  # noqa: E731
+    engine_call(), bare_call()
+    engine, plain = [], []
+    for repeat in range(repeats):
+        order = [(engine, engine_call), (plain, bare_call)]
+        for seconds, call in order if repeat % 2 == 0 else order[::-1]:
+            seconds.append(timed(call))
+    sequences, _ = embedder.tokenize([text])
+    return {
+        "engine_s": engine,
+        "bare_s": plain,
+        "engine_median_s": statistics.median(engine),
+        "bare_median_s": statistics.median(plain),
+        "vs_bare": statistics.median(plain) / statistics.median(engine),
+        "sequences": len(sequences),
+        "tokens": sum(len(s.ids) for s in sequences),
+    }
+
+
+def run(args: argparse.Namespace) -> Result:
+    """Every policy x preset x length; returns the record."""
+    import warnings
+
+    from vaembed import Embedder
+    from vaembed.models.loading import resolve_model_folder
+
+    folder = resolve_model_folder(args.model).location
+    bare = bare_model(folder)
+    source = long_source(args.corpus)
+    out: Result = {}
+    for policy in args.policies:
+        out[policy] = {}
+        for preset in args.presets:
+            max_length = args.max_length if policy == "truncate" else args.window
+            embedder = Embedder.from_pretrained(args.model, preset, long_text=policy, max_length=max_length)
+            texts = {length: exact_token_text(embedder.tokenizer, source, length)[0] for length in args.lengths}
+            rows = {}
+            for length, text in texts.items():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # a document at the length limit truncates its last tokens
+                    rows[str(length)] = measure(embedder, bare, text, args.repeats)
+                row = rows[str(length)]
+                print(
+                    f"[{args.model}] {policy} {preset} {length}: engine {row['engine_median_s']:.2f} s, "
+                    f"bare {row['bare_median_s']:.2f} s, {row['vs_bare']:.2f}x",
+                    flush=True,
+                )
+            out[policy][preset] = {"layers": embedder.layers, "stop_after": embedder.plan.stop_after, "rows": rows}
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--presets", nargs="+", default=["va", "aligned-wva", "kv", "hs-mean"])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[512, 1024, 2048, 4096, 8192])
+    parser.add_argument("--policies", nargs="+", choices=POLICIES, default=list(POLICIES))
+    parser.add_argument("--max-length", type=int, default=8192, help="truncate: tokens per pass (prompt included)")
+    parser.add_argument("--window", type=int, default=512, help="chunk: tokens per window (prompt included)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--corpus", choices=("docs", "synthetic"), default="docs")
+    parser.add_argument("--out", type=Path, default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> Result:
+    """Run the benchmark and write its JSON."""
+    args = parse_args(argv)
+    started = time.perf_counter()
+    record: Result = {
+        "benchmark": "long_speed",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": ["python", "-m", "benchmarks.long_speed", *(sys.argv[1:] if argv is None else argv)],
+        "model": args.model,
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "load_average_start": list(os.getloadavg()),
+        },
+        "settings": {k: getattr(args, k) for k in ("lengths", "max_length", "window", "repeats", "corpus")},
+        "target": TARGET,
+        "policies": run(args),
+    }
+    record["wall_seconds"] = round(time.perf_counter() - started, 1)
+    record["machine"]["load_average_end"] = list(os.getloadavg())
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return record
+
+
+if __name__ == "__main__":
+    main()
