@@ -62,7 +62,7 @@ def test_calibrate_per_preset_writes_one_plot_per_prompt(tiny_model_folder, tmp_
     out = capsys.readouterr().out
     assert "profile:" not in out and not (tmp_path / "cache").exists()
     for prompt in ("none", "prompteol", "compress"):
-        assert f"prompt {prompt}: layers" in out
+        assert f"curve {prompt}: layers" in out and "disjoint halves chose" in out
         plot = tmp_path / f"{tiny_model_folder.name}-id-curve-{prompt}.png"
         assert plot.read_bytes().startswith(PNG_SIGNATURE)
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from vaembed.calibration.devset import DevSet, load_dev_set
 from vaembed.calibration.profile import CalibrationProfile, ModelIdentity, ProfileError, PromptCalibration
-from vaembed.calibration.selection import DIP_RATIO, StableSelection, select_layers, stable_selection, window_width
+from vaembed.calibration.selection import DIP_RATIO, RULES, select_layers, select_window, window_width
+from vaembed.calibration.stability import StableSelection, stable_selection
 from vaembed.calibration.sweep import SweepResult, sweep_layers
 from vaembed.calibration.twonn import id_curve, nearest_two_distances, reference_slope, twonn_dimension
 
@@ -26,11 +27,13 @@ __all__ = [
     "load_dev_set",
     "sweep_layers",
     "DIP_RATIO",
+    "RULES",
     "StableSelection",
     "id_curve",
     "nearest_two_distances",
     "reference_slope",
     "select_layers",
+    "select_window",
     "stable_selection",
     "twonn_dimension",
     "window_width",

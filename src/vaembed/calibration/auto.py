@@ -66,14 +66,19 @@ def obtain_profile(runner: Runner, source: ProfileSource = None) -> CalibrationP
 def auto_layers(profile: CalibrationProfile, recipe: Recipe) -> tuple[int, ...]:
     """The calibrated layers that stand for `"auto"` in `recipe`.
 
-    A preset uses the profile's choice for it. Another recipe uses the choice
-    for its prompt when the profile calibrated that prompt, else the choice for
-    the plain text.
+    A preset uses the profile's choice for it. Another recipe uses the curve of
+    its prompt when the profile has one, else the choice of a calibrated preset
+    with the same prompt, else that of the plain text, else that of the first
+    calibrated preset.
     """
     preset = PRESET_RECIPES.get(recipe.name)
     if recipe.name in profile.presets and preset is not None and preset.prompt == recipe.prompt:
         return profile.presets[recipe.name]
-    layers = profile.layers_for(prompt_name(recipe.prompt)) or profile.layers_for(TEXT_PROMPT)
-    if layers is None:  # a profile from `from_dict` always has the text prompt, but stay explicit
-        raise ValueError(f"The calibration profile of {profile.model.name} has no plain-text calibration")
+    layers = profile.layers_for(prompt_name(recipe.prompt))
+    same_prompt = [p for p in profile.presets if p in PRESET_RECIPES and PRESET_RECIPES[p].prompt == recipe.prompt]
+    if layers is None and same_prompt:
+        layers = profile.presets[same_prompt[0]]
+    layers = layers or profile.layers_for(TEXT_PROMPT) or next(iter(profile.presets.values()), None)
+    if layers is None:
+        raise ValueError(f"The calibration profile of {profile.model.name} chose no layers")
     return layers

@@ -38,7 +38,7 @@ __all__ = [
     "weights_hash",
 ]
 
-PROFILE_FORMAT = 1
+PROFILE_FORMAT = 2
 """Version of the JSON layout; files of another format are recomputed."""
 
 # Config entries that describe how a model was loaded, not what it computes.
@@ -112,14 +112,15 @@ def default_profile_path(identity: ModelIdentity) -> Path:
 
 @dataclass(frozen=True)
 class PromptCalibration:
-    """The calibration of one prompt's residual stream.
+    """The calibration of one curve: a prompt's residual stream, or (readout probes) one preset's readout.
 
     Attributes:
-        curve: Intrinsic dimension of the last-token residual entering each layer.
+        curve: Intrinsic dimension of the probe's representation at each layer.
         plain_curve: The same without the finite-sample correction.
         curve_std: Standard deviation of each layer's ID over the subsamples.
         layers: The chosen layers (most frequent selection over the subsamples).
         frequency: Fraction of subsamples that chose exactly `layers`.
+        halves: The layers chosen on each of two disjoint halves of the texts (even and odd positions).
     """
 
     curve: tuple[float, ...]
@@ -127,6 +128,20 @@ class PromptCalibration:
     curve_std: tuple[float, ...]
     layers: tuple[int, ...]
     frequency: float
+    halves: tuple[tuple[int, ...], tuple[int, ...]] = ((), ())
+
+    @property
+    def halves_gap(self) -> int:
+        """The largest distance, in layers, between the two halves' choices (position by position)."""
+        first, second = self.halves
+        if not first or not second:
+            return 0
+        return max(abs(a - b) for a, b in zip(sorted(first), sorted(second), strict=False))
+
+    @property
+    def halves_agree(self) -> bool:
+        """Whether the disjoint halves chose the same window within one layer."""
+        return self.halves_gap <= 1
 
 
 @dataclass(frozen=True)
@@ -270,4 +285,5 @@ def _prompt_calibration(entry: Any, num_layers: int) -> PromptCalibration:
         curve_std=_floats(entry["curve_std"], num_layers, "curve_std"),
         layers=_layers(entry["layers"], num_layers),
         frequency=float(entry["frequency"]),
+        halves=tuple(_layers(half, num_layers) for half in entry["halves"]),  # type: ignore[arg-type]
     )

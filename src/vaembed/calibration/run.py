@@ -1,18 +1,13 @@
-"""Running layer calibration on a model: residuals per layer, ID curves, chosen layers.
+"""Running layer calibration on a model: per-layer states, ID curves, chosen layers, their stability.
 
-Every calibration text (cut to `max_tokens` tokens, 96 by default, which
-bounds the cost at N x 96 tokens) is run through the engine's own forward
-pass, which records the last token's residual state after each layer. Each
-layer's point cloud gets a TwoNN intrinsic dimension; the selection rule
-(`selection.py`), repeated on subsamples of the texts, picks the layers.
-
-Which prompt wraps the texts is a decision kept open (`prompts`):
-
-- `"text"` (default, METHODS step 2 as written): the plain texts, one pass;
-  every calibrated preset gets that choice.
-- `"per-preset"`: one pass per distinct prompt of the calibrated presets (the
-  plain text for `va` and `wva`, PromptEOL for `aligned-wva`, the compression
-  prompt for `kv`); each preset gets its own prompt's choice.
+A calibration probe (`vaembed.calibration.probe`) decides what is measured:
+which representation of each text at each layer (the last token's residual by
+default), under which prompt, cut to how many tokens, and which rule turns a
+TwoNN intrinsic-dimension curve into a window. Each distinct prompt is one
+pass over the texts that reads every representation needed at every layer.
+Stability is reported twice: the window chosen on 20 subsamples of 80% of the
+texts (the most frequent wins), and the windows chosen on two disjoint halves
+of the texts (even and odd positions), which should agree within a layer.
 """
 
 from __future__ import annotations
@@ -22,22 +17,20 @@ import logging
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import Literal
 
 import numpy as np
 
 from vaembed.calibration.corpus import RECOMMENDED_MINIMUM, CalibrationCorpus, bundled_corpus, user_corpus
+from vaembed.calibration.probe import RESIDUAL, CalibrationProbe, collect_layer_states, get_probe, preset_readout
 from vaembed.calibration.profile import CalibrationProfile, ModelIdentity, PromptCalibration, config_hash, weights_hash
-from vaembed.calibration.selection import SKIP_FRACTION, SUBSAMPLE_FRACTION, stable_selection
+from vaembed.calibration.selection import SKIP_FRACTION
+from vaembed.calibration.stability import SUBSAMPLE_FRACTION, stable_selection
 from vaembed.calibration.twonn import id_curve
-from vaembed.engine.forward_pass import PassPlan
 from vaembed.engine.runner import Runner
-from vaembed.recipes.presets import CALIBRATED_PRESETS, PRESET_RECIPES
+from vaembed.recipes.presets import CALIBRATED_PRESETS
 from vaembed.recipes.prompts import PROMPTS, Prompt
-from vaembed.recipes.readouts import READOUTS
-from vaembed.recipes.recipe import ResolvedRecipe
 
-__all__ = ["calibrate", "calibrate_prompts", "collect_residuals", "model_identity", "prompt_name"]
+__all__ = ["calibrate", "calibrate_states", "collect_residuals", "model_identity", "prompt_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +39,6 @@ DEFAULT_MAX_TOKENS = 96
 CALIBRATION_BATCH = 8
 """Sequences per calibration pass (small batches of similar length ran fastest on CPU)."""
 TEXT_PROMPT = "none"
-PromptMode = Literal["text", "per-preset"]
 
 
 def prompt_name(prompt: Prompt) -> str:
@@ -79,63 +71,49 @@ def collect_residuals(
 ) -> list[np.ndarray]:
     """Last-token residual state after each layer, for each text wrapped in `prompt`.
 
-    Args:
-        runner: Supplies the model, tokenizer and forward passes.
-        texts: The calibration texts.
-        prompt: The template each text is wrapped in (as a document).
-        max_tokens: Texts are cut so each input has at most this many tokens
-            (prompt included); None uses the runner's `max_length`.
-        batch_size: Sequences per forward pass.
-
     Returns:
         One float32 array of shape (len(texts), hidden size) per layer.
-
-    Raises:
-        FloatingPointError: The model produced NaN or Inf (the layer is named).
     """
-    tokenizer = runner.tokenizer_for(runner.max_length if max_tokens is None else max_tokens)
-    sequences, _ = tokenizer.encode(list(texts), prompt, "document", "truncate")
-    num_layers = runner.num_layers
-    recipe = ResolvedRecipe(prompt, READOUTS["hidden_last"], (0,))
-    plan = PassPlan(recipe, num_layers, residual_layers=tuple(range(num_layers)))
-    (readings,) = runner.read(sequences, [plan], batch_size=batch_size)
-    return [readings.residuals[layer].numpy() for layer in range(num_layers)]
+    states = collect_layer_states(runner, texts, prompt, {RESIDUAL: RESIDUAL}, max_tokens=max_tokens,
+                                  batch_size=batch_size)  # fmt: skip
+    return states[RESIDUAL]
 
 
-def calibrate_prompts(
-    runner: Runner,
-    texts: Sequence[str],
-    prompts: dict[str, Prompt],
-    *,
-    max_tokens: int | None = DEFAULT_MAX_TOKENS,
-    resamples: int = 20,
-    seed: int = 0,
-    batch_size: int = CALIBRATION_BATCH,
-) -> dict[str, PromptCalibration]:
-    """Calibrate each named prompt on `texts` (see the module docstring)."""
-    found = {}
-    for name, prompt in prompts.items():
-        states = collect_residuals(runner, texts, prompt, max_tokens=max_tokens, batch_size=batch_size)
-        stable = stable_selection(states, resamples=resamples, seed=seed, skip_fraction=SKIP_FRACTION)
-        plain = id_curve(states, DISCARD_FRACTION, corrected=False)
-        found[name] = PromptCalibration(
-            curve=stable.curve,
-            plain_curve=tuple(float(v) for v in plain),
-            curve_std=stable.curve_std,
-            layers=stable.layers,
-            frequency=stable.frequency,
-        )
-        logger.info(
-            "calibrated prompt %s: layers %s (%.0f%% of subsamples)", name, stable.layers, 100 * stable.frequency
-        )
-    return found
+def calibrate_states(
+    states: Sequence[np.ndarray], rule: str = "interior-min", *, resamples: int = 20, seed: int = 0
+) -> PromptCalibration:
+    """One curve's calibration: the ID curve, the stable window, and the windows of two disjoint halves.
+
+    Args:
+        states: One (N, D) array of per-text vectors per layer.
+        rule: A key of `vaembed.calibration.selection.RULES`.
+        resamples: Subsamples for the stability of the choice.
+        seed: Seed of the subsampling.
+    """
+    stable = stable_selection(states, resamples=resamples, seed=seed, skip_fraction=SKIP_FRACTION, rule=rule)
+    plain = id_curve(states, DISCARD_FRACTION, corrected=False, degenerate=0.0)
+    return PromptCalibration(
+        curve=stable.curve,
+        plain_curve=tuple(float(v) for v in plain),
+        curve_std=stable.curve_std,
+        layers=stable.layers,
+        frequency=stable.frequency,
+        halves=stable.halves,
+    )
 
 
-def preset_prompts(mode: PromptMode) -> dict[str, Prompt]:
-    """Map each calibrated preset to the prompt it is calibrated with."""
-    if mode == "text":
-        return dict.fromkeys(CALIBRATED_PRESETS, PROMPTS[TEXT_PROMPT])
-    return {preset: PRESET_RECIPES[preset].prompt for preset in CALIBRATED_PRESETS}
+def _probe_of(probe: str | CalibrationProbe, prompts: str | None, max_tokens: object) -> CalibrationProbe:
+    """The probe, with the older spellings (`prompts="text" | "per-preset"`, `max_tokens`) applied on top."""
+    from dataclasses import replace
+
+    chosen = get_probe(probe)
+    if prompts is not None:
+        if prompts not in ("text", "per-preset"):
+            raise ValueError(f"prompts must be 'text' or 'per-preset', not {prompts!r}")
+        chosen = replace(chosen, prompts="preset" if prompts == "per-preset" else "text")
+    if max_tokens != "probe":
+        chosen = replace(chosen, max_tokens=max_tokens)  # type: ignore[arg-type]
+    return chosen
 
 
 def calibrate(
@@ -143,8 +121,9 @@ def calibrate(
     texts: Iterable[str] | None = None,
     *,
     n: int | None = None,
-    prompts: PromptMode = "text",
-    max_tokens: int | None = DEFAULT_MAX_TOKENS,
+    probe: str | CalibrationProbe = "default",
+    prompts: str | None = None,
+    max_tokens: int | None | str = "probe",
     resamples: int = 20,
     seed: int = 0,
     batch_size: int = CALIBRATION_BATCH,
@@ -155,20 +134,19 @@ def calibrate(
         runner: Runs the model that is calibrated.
         texts: The calibration texts (duplicates dropped); the bundled corpus when None.
         n: Use only the first `n` texts.
-        prompts: `"text"` or `"per-preset"` (see the module docstring).
-        max_tokens: Token budget per text; None for the runner's `max_length`.
+        probe: A name of `vaembed.calibration.probe.PROBES` (`"default"`, `"kv-paper"`,
+            `"methods"`) or a `CalibrationProbe`.
+        prompts: Overrides the probe's prompts: `"text"` or `"per-preset"` (each preset's own).
+        max_tokens: Overrides the probe's token budget per text (None: the runner's `max_length`).
         resamples: Subsamples for the stability of the choice.
         seed: Seed of the subsampling.
         batch_size: Sequences per forward pass.
 
     Raises:
         TypeError: A text is not a str.
-        ValueError: Fewer than 3 distinct texts, a bad `n`, `prompts` or `max_tokens`.
+        ValueError: Fewer than 3 distinct texts, a bad `n`, probe, `prompts` or `max_tokens`.
     """
-    if prompts not in ("text", "per-preset"):
-        raise ValueError(f"prompts must be 'text' or 'per-preset', not {prompts!r}")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 2):
-        raise ValueError(f"max_tokens must be an int >= 2 or None, not {max_tokens!r}")
+    chosen = _probe_of(probe, prompts, max_tokens)
     corpus: CalibrationCorpus = (bundled_corpus() if texts is None else user_corpus(texts)).head(n)
     if len(corpus.texts) < 3:
         raise ValueError(f"calibration needs at least 3 distinct texts, got {len(corpus.texts)}")
@@ -177,18 +155,20 @@ def calibrate(
             f"calibrating on {len(corpus.texts)} texts; at least {RECOMMENDED_MINIMUM} give stable layer choices",
             stacklevel=2,
         )
-    by_preset = {preset: prompt_name(prompt) for preset, prompt in preset_prompts(prompts).items()}
-    chosen = {prompt_name(prompt): prompt for prompt in preset_prompts(prompts).values()}
     start = time.perf_counter()
-    found = calibrate_prompts(
-        runner, corpus.texts, chosen, max_tokens=max_tokens, resamples=resamples, seed=seed, batch_size=batch_size
-    )
-    seconds = time.perf_counter() - start
+    curves: dict[str, PromptCalibration] = {}
+    for prompt in dict.fromkeys(chosen.prompt_name(preset) for preset in CALIBRATED_PRESETS):
+        presets = [p for p in CALIBRATED_PRESETS if chosen.prompt_name(p) == prompt]
+        wanted = {chosen.curve_name(p): preset_readout(p, chosen.representation) for p in presets}
+        states = collect_layer_states(runner, corpus.texts, PROMPTS[prompt], wanted, max_tokens=chosen.max_tokens,
+                                      batch_size=batch_size)  # fmt: skip
+        for name, layer_states in states.items():
+            curves[name] = calibrate_states(layer_states, chosen.rule, resamples=resamples, seed=seed)
+            found = curves[name]
+            logger.info("calibrated %s: layers %s (halves %s)", name, found.layers, found.halves)
     estimator = {
         "name": "twonn",
-        "residual": "last token, after each layer",
-        "prompts": prompts,
-        "max_tokens": max_tokens,
+        "probe": chosen.describe(),
         "discard_fraction": DISCARD_FRACTION,
         "finite_sample_correction": "sphere reference",
         "skip_fraction": SKIP_FRACTION,
@@ -200,7 +180,7 @@ def calibrate(
         model=model_identity(runner),
         corpus=corpus.describe(),
         estimator=estimator,
-        prompts=found,
-        presets={preset: found[name].layers for preset, name in by_preset.items()},
-        seconds=round(seconds, 3),
+        prompts=curves,
+        presets={preset: curves[chosen.curve_name(preset)].layers for preset in CALIBRATED_PRESETS},
+        seconds=round(time.perf_counter() - start, 3),
     )

@@ -1,6 +1,16 @@
-"""Layer selection from an intrinsic-dimension curve, and its stability under resampling.
+"""Layer selection from an intrinsic-dimension curve: the rules a calibration probe may use.
 
-The rule, for a curve over `L` layers:
+`RULES` names the selection rules a calibration probe may use; each takes a
+curve and returns `w = max(2, round(0.1 L))` layers (unless a width is given),
+never among the first `ceil(skip_fraction * L)`:
+
+- `"interior-min"` (METHODS.md, `select_layers`): below.
+- `"global-min"`: the window starting at the curve's smallest value after the skip
+  (moved left if it would run past the last layer).
+- `"smoothed-min"`: the same on the curve smoothed by a 3-layer moving average
+  (the ends average their two layers), which a single noisy layer cannot move.
+
+The METHODS rule, for a curve over `L` layers:
 
 1. Skip the first `skip = ceil(skip_fraction * L)` layers (layers `0..skip-1`).
 2. The window width is `w = max(2, round(0.1 L))` unless given.
@@ -15,16 +25,13 @@ The rule, for a curve over `L` layers:
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from vaembed.calibration.twonn import id_curve
 from vaembed.recipes.layers import window_width
 
-__all__ = ["DIP_RATIO", "SKIP_FRACTION", "StableSelection", "select_layers", "stable_selection", "window_width"]
+__all__ = ["DIP_RATIO", "RULES", "SKIP_FRACTION", "select_layers", "select_window", "window_width"]
 
 SKIP_FRACTION = 0.2
 """Leading fraction of layers the rule never chooses."""
@@ -81,100 +88,53 @@ def select_layers(
     return tuple(sorted(int(i) for i in lowest))
 
 
-@dataclass(frozen=True)
-class StableSelection:
-    """Layer selection with its stability under resampling of the texts.
-
-    Attributes:
-        curve: Intrinsic dimension of each layer on the full data.
-        curve_std: Standard deviation of each layer's ID over the resamples.
-        layers: The selection chosen most often across resamples (ties go to
-            `full_data_layers`, then to the selection seen first).
-        frequency: Fraction of resamples whose selection equals `layers` exactly.
-        full_data_layers: The selection on the full data.
-        selections: `(selection, count)` pairs over the resamples, most frequent first.
-    """
-
-    curve: tuple[float, ...]
-    curve_std: tuple[float, ...]
-    layers: Selection
-    frequency: float
-    full_data_layers: Selection
-    selections: tuple[tuple[Selection, int], ...]
-
-    def to_dict(self) -> dict:
-        """A JSON-serialisable dict (tuples become lists)."""
-        return asdict(self)
+def _window_at(values: np.ndarray, skip: int, width: int) -> Selection:
+    start = min(skip + int(np.argmin(values[skip:])), values.size - width)
+    return tuple(range(start, start + width))
 
 
-SUBSAMPLE_FRACTION = 0.8
-"""Fraction of the texts drawn (without replacement) by each resample."""
+def _checked(curve: Sequence[float], skip_fraction: float, width: int | None) -> tuple[np.ndarray, int, int]:
+    """Validate like `select_layers`; return the curve, the skip and the width."""
+    values = np.asarray(curve, dtype=np.float64)
+    select_layers(values, skip_fraction=skip_fraction, width=width)  # raises on a bad curve or arguments
+    return values, int(math.ceil(skip_fraction * values.size)), window_width(values.size) if width is None else width
 
 
-def stable_selection(
-    states: Sequence[np.ndarray],
+def select_global_min(
+    curve: Sequence[float], *, skip_fraction: float = SKIP_FRACTION, width: int | None = None
+) -> Selection:
+    """The window starting at the smallest value after the skip (see the module docstring)."""
+    values, skip, w = _checked(curve, skip_fraction, width)
+    return _window_at(values, skip, w)
+
+
+def select_smoothed_min(
+    curve: Sequence[float], *, skip_fraction: float = SKIP_FRACTION, width: int | None = None
+) -> Selection:
+    """The window starting at the smallest value of the 3-layer moving average after the skip."""
+    values, skip, w = _checked(curve, skip_fraction, width)
+    padded = np.concatenate([values[:1], values, values[-1:]])
+    smooth = (padded[:-2] + padded[1:-1] + padded[2:]) / 3
+    smooth[0], smooth[-1] = values[:2].mean(), values[-2:].mean()
+    return _window_at(smooth, skip, w)
+
+
+RULES = {"interior-min": select_layers, "global-min": select_global_min, "smoothed-min": select_smoothed_min}
+"""Selection rules by name: curve (and `skip_fraction`, `width`) -> sorted layer indices."""
+
+
+def select_window(
+    curve: Sequence[float],
+    rule: str = "interior-min",
     *,
-    resamples: int = 20,
-    seed: int = 0,
     skip_fraction: float = SKIP_FRACTION,
     width: int | None = None,
-) -> StableSelection:
-    """Select layers on the full data and on random subsamples of the texts.
-
-    Every resample draws `max(3, round(0.8 N))` distinct texts without
-    replacement and uses them at every layer. (Subsampling rather than the
-    bootstrap: TwoNN drops duplicate rows, so bootstrap samples would differ in
-    size and carry ties at distance zero.)
-
-    Args:
-        states: `states[l]` is an (N, D) array of per-text vectors at layer `l`; `N`
-            must be the same for every layer.
-        resamples: Number of subsamples, at least 1.
-        seed: Seed of the resampling generator.
-        skip_fraction: Passed to `select_layers`.
-        width: Passed to `select_layers`.
-
-    Returns:
-        The full-data curve and selection, and the resampled selections' summary.
+) -> Selection:
+    """Apply the rule named `rule` (a key of `RULES`) to a curve.
 
     Raises:
-        ValueError: No layers, layers with different text counts, fewer than 3
-            texts, `resamples < 1`, or any error from `id_curve` / `select_layers`.
+        ValueError: An unknown rule, or any error of the rule itself.
     """
-    if resamples < 1:
-        raise ValueError(f"resamples must be at least 1, got {resamples}")
-    if len(states) == 0:
-        raise ValueError("states is empty: need at least one layer")
-    counts = {int(np.shape(layer)[0]) if np.ndim(layer) >= 1 else -1 for layer in states}
-    if len(counts) != 1:
-        raise ValueError(f"every layer must hold the same number of texts, got counts {sorted(counts)}")
-    num = counts.pop()
-    if num < 3:
-        raise ValueError(f"need at least 3 texts, got {num}")
-    arrays = [np.asarray(layer) for layer in states]
-
-    curve = id_curve(arrays)
-    full = select_layers(curve, skip_fraction=skip_fraction, width=width)
-
-    rng = np.random.default_rng(seed)
-    size = max(3, round(SUBSAMPLE_FRACTION * num))
-    curves = np.empty((resamples, len(arrays)))
-    tally: Counter[Selection] = Counter()
-    for r in range(resamples):
-        idx = np.sort(rng.choice(num, size=size, replace=False))
-        curves[r] = id_curve([layer[idx] for layer in arrays])
-        tally[select_layers(curves[r], skip_fraction=skip_fraction, width=width)] += 1
-
-    top = max(tally.values())
-    tied = [sel for sel, count in tally.items() if count == top]  # insertion order = first seen
-    layers = full if full in tied else tied[0]
-    ranked = sorted(tally.items(), key=lambda item: (-item[1], item[0]))
-    std = curves.std(axis=0, ddof=1) if resamples > 1 else np.zeros(len(arrays))
-    return StableSelection(
-        curve=tuple(float(v) for v in curve),
-        curve_std=tuple(float(v) for v in std),
-        layers=layers,
-        frequency=top / resamples,
-        full_data_layers=full,
-        selections=tuple(ranked),
-    )
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}, not {rule!r}")
+    return RULES[rule](curve, skip_fraction=skip_fraction, width=width)

@@ -24,7 +24,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["CHUNK_ROWS", "REFERENCE_SAMPLES", "id_curve", "nearest_two_distances", "reference_slope", "twonn_dimension"]
+__all__ = [
+    "CHUNK_ROWS",
+    "REFERENCE_SAMPLES",
+    "TooFewPointsError",
+    "id_curve",
+    "nearest_two_distances",
+    "reference_slope",
+    "twonn_dimension",
+]
 
 CHUNK_ROWS = 256
 """Query rows per distance block: at most `CHUNK_ROWS x N` distances live at once."""
@@ -34,6 +42,10 @@ REFERENCE_SAMPLES = 16
 
 MAX_REFERENCE_DIMENSION = 4096
 """Largest sphere dimension the reference curve is computed for."""
+
+
+class TooFewPointsError(ValueError):
+    """A point cloud holds fewer than 3 distinct points (TwoNN needs two neighbours per point)."""
 
 
 def _validated_points(points: np.ndarray) -> np.ndarray:
@@ -57,7 +69,7 @@ def _validated_points(points: np.ndarray) -> np.ndarray:
     # `+ 0.0` turns -0.0 into 0.0 so that rows equal as numbers are equal as rows.
     distinct = np.unique(array + 0.0, axis=0)
     if distinct.shape[0] < 3:
-        raise ValueError(
+        raise TooFewPointsError(
             f"TwoNN needs at least 3 distinct points, got {distinct.shape[0]} "
             f"(from {array.shape[0]} rows after dropping exact duplicates)"
         )
@@ -189,13 +201,23 @@ def twonn_dimension(points: np.ndarray, discard_fraction: float = 0.1, *, correc
     return _corrected(slope, distinct.shape[0], discard_fraction) if corrected else slope
 
 
-def id_curve(states: Sequence[np.ndarray], discard_fraction: float = 0.1, *, corrected: bool = True) -> np.ndarray:
+def id_curve(
+    states: Sequence[np.ndarray],
+    discard_fraction: float = 0.1,
+    *,
+    corrected: bool = True,
+    degenerate: float | None = None,
+) -> np.ndarray:
     """TwoNN intrinsic dimension of each layer's point cloud.
 
     Args:
         states: One (N, D) array per layer (`N` and `D` may differ between layers).
         discard_fraction: Passed to `twonn_dimension`.
         corrected: Passed to `twonn_dimension`.
+        degenerate: If not None, the value of a layer whose points hold fewer
+            than 3 distinct rows (0.0: one or two points have dimension 0), instead
+            of an error. The last token's value vectors at the first layer are one
+            point when every text ends in the same prompt token.
 
     Returns:
         Float64 array of shape (len(states),), one estimate per layer.
@@ -210,6 +232,10 @@ def id_curve(states: Sequence[np.ndarray], discard_fraction: float = 0.1, *, cor
     for layer, points in enumerate(states):
         try:
             out[layer] = twonn_dimension(points, discard_fraction, corrected=corrected)
+        except TooFewPointsError as error:
+            if degenerate is None:
+                raise ValueError(f"layer {layer}: {error}") from error
+            out[layer] = degenerate
         except ValueError as error:
             raise ValueError(f"layer {layer}: {error}") from error
     return out

@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
+from vaembed.calibration.probe import PROBES
 from vaembed.calibration.profile import CalibrationProfile, PromptCalibration, default_profile_path
-from vaembed.calibration.run import DEFAULT_MAX_TOKENS, model_identity
+from vaembed.calibration.run import model_identity
 from vaembed.cli.support import CommandError, load_embedder, positive_int, read_texts
 from vaembed.models.registry import DEFAULT_MODEL
 from vaembed.recipes.presets import PRESET_RECIPES, get_recipe
@@ -43,12 +45,14 @@ def add_calibration_commands(commands: Any) -> None:
     )
     calibrate.add_argument("--n", type=positive_int, help="use only the first N texts")
     calibrate.add_argument(
-        "--prompts", choices=("text", "per-preset"), default="text", help="what the texts are wrapped in (default text)"
-    )
-    calibrate.add_argument(
-        "--max-tokens", type=positive_int, default=DEFAULT_MAX_TOKENS,
-        help=f"token budget per text (default {DEFAULT_MAX_TOKENS})",
+        "--probe", choices=tuple(PROBES), default="default",
+        help="what is measured and how a window is chosen: default, kv-paper (the KV-Embedding paper's "
+        "procedure) or methods (default: default)",
     )  # fmt: skip
+    calibrate.add_argument(
+        "--prompts", choices=("text", "per-preset"), help="override the probe's prompts: plain texts or each preset's"
+    )
+    calibrate.add_argument("--max-tokens", type=positive_int, help="override the probe's token budget per text")
     calibrate.add_argument("--profile", help="write the profile here (default: the cache, used by layers='auto')")
     calibrate.add_argument("--no-save", action="store_true", help="do not write the profile")
     calibrate.add_argument("--plot", help="PNG of the ID curve (default <model>-id-curve.png)")
@@ -107,8 +111,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
         raise CommandError("--profile and --no-save contradict each other")
     embedder = load_embedder(args.model, _LOAD_RECIPE)
     target = None if args.no_save else Path(args.profile or default_profile_path(model_identity(embedder.runner)))
+    overrides = {"prompts": args.prompts} if args.prompts else {}
+    overrides.update({"max_tokens": args.max_tokens} if args.max_tokens else {})
     profile: CalibrationProfile = embedder.calibrate(
-        texts, args.n, save=target is not None, path=target, prompts=args.prompts, max_tokens=args.max_tokens
+        texts, args.n, save=target is not None, path=target, probe=args.probe, **overrides
     )
     corpus = profile.corpus
     print(f"model: {args.model} ({profile.model.num_layers} layers, config {profile.model.config_hash[:12]})")
@@ -118,11 +124,21 @@ def run_calibrate(args: argparse.Namespace) -> int:
     stem = stem or f"{_safe_stem(args.model)}-id-curve"
     for name, calibration in profile.prompts.items():
         print()
-        print(f"prompt {name}: layers {list(calibration.layers)} ({calibration.frequency:.0%} of subsamples)")
+        first, second = calibration.halves
+        print(
+            f"curve {name}: layers {list(calibration.layers)} ({calibration.frequency:.0%} of subsamples); "
+            f"disjoint halves chose {list(first)} and {list(second)}"
+        )
+        if not calibration.halves_agree:
+            print(
+                f"warning: the two halves of the texts disagree by {calibration.halves_gap} layers: "
+                "the choice is unstable on this corpus (use more texts, or check it with `vaembed sweep`)",
+                file=sys.stderr,
+            )
         print(_curve_table(calibration))
         path = f"{stem}.png" if len(profile.prompts) == 1 else f"{stem}-{name}.png"
         plot_id_curve(
-            calibration.curve, calibration.layers, path, title=f"{args.model}: TwoNN ID per layer (prompt {name})",
+            calibration.curve, calibration.layers, path, title=f"{args.model}: TwoNN ID per layer ({name})",
             curve_std=calibration.curve_std, plain_curve=calibration.plain_curve,
         )  # fmt: skip
         print(f"plot: {path}")
