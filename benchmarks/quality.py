@@ -34,7 +34,14 @@ from benchmarks.experiments import FUSED_WITH, combined_experiment, lexical_expe
 from benchmarks.hybrid import bm25_scores
 from benchmarks.readouts import CORPUS, Capture, PassGroup, Readings, check_against_engine, read_group
 from benchmarks.task_suite import SIZES, build_tasks
-from benchmarks.variants import VARIANTS, dense_embeds, generic_transform, hybrid_scores, score_variants
+from benchmarks.variants import (
+    VARIANTS,
+    dense_embeds,
+    generic_transform,
+    hubness_scores,
+    hybrid_scores,
+    score_variants,
+)
 from vaembed import Embedder
 from vaembed.cache import cache_dir
 from vaembed.calibration.corpus import bundled_corpus
@@ -213,7 +220,7 @@ def run_model(model: str, tasks: list[Any], args: argparse.Namespace) -> dict[st
     record["passes"] = {name: {"seconds": round(r.seconds, 1), "tokens": r.tokens} for name, r in readings.items()}
     retrieval = [task for task in tasks if task.kind == "retrieval"]
     bm25 = {task.name: bm25_scores(task.queries, task.documents) for task in retrieval}
-    record["engine_check"], record["hybrid"] = {}, {}
+    record["engine_check"], record["hybrid"], record["hubness"] = {}, {}, {}
     for variant in VARIANTS:
         record[SCORE_KEYS[variant]] = {}
     dense: dict[str, dict[str, Any]] = {}
@@ -231,6 +238,7 @@ def run_model(model: str, tasks: list[Any], args: argparse.Namespace) -> dict[st
         for variant, scores in score_variants(tasks, embeds).items():
             record[SCORE_KEYS[variant]][config["name"]] = scores
         record["hybrid"][config["name"]] = hybrid_scores(retrieval, embeds, bm25)
+        record["hubness"][config["name"]] = hubness_scores(retrieval, embeds)
         print(f"[{model}] {config['name']}: {record['scores'][config['name']]}")
     record["engine_check"].update(check_postprocessing(embedder, readings, layers))
     fused = {name: dense[name] for name in FUSED_WITH}

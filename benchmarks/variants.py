@@ -25,7 +25,16 @@ from benchmarks.hybrid import FUSION_WEIGHTS, minmax_fusion, rrf_fusion
 from benchmarks.readouts import CORPUS, Readings
 from vaembed.recipes.postprocess import Transform
 
-__all__ = ["DENSE_VARIANTS", "VARIANTS", "fusions", "generic_transform", "score_variants", "standardized"]
+__all__ = [
+    "DENSE_VARIANTS",
+    "VARIANTS",
+    "fusions",
+    "generic_transform",
+    "hubness",
+    "hubness_scores",
+    "score_variants",
+    "standardized",
+]
 
 Embed = Callable[[list[str], str], np.ndarray]
 VARIANTS = ("raw", "center", "standardize", "task-standardize")
@@ -75,6 +84,25 @@ def score_variants(tasks: list[Any], embeds: dict[str, Embed]) -> dict[str, dict
     raw = embeds["raw"]
     out["task-standardize"] = {t.name: round(float(t.score(standardized(raw, documents_of(t)))), 4) for t in tasks}
     return out
+
+
+def hubness(scores: np.ndarray, k: int = 10) -> dict[str, float]:
+    """How much a few documents attract every query, from each document's k-occurrence.
+
+    The k-occurrence of a document is how many queries have it in their top k;
+    its skewness over the documents is 0 without hubs (Radovanovic et al. 2010),
+    and `max_share` is the largest share of queries one document reaches.
+    """
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    occurrence = np.bincount(top.reshape(-1), minlength=scores.shape[1]).astype(np.float64)
+    spread = occurrence.std()
+    skew = float(((occurrence - occurrence.mean()) ** 3).mean() / spread**3) if spread > 0 else 0.0
+    return {"skewness": round(skew, 3), "max_share": round(float(occurrence.max() / scores.shape[0]), 3)}
+
+
+def hubness_scores(retrieval: list[Any], embeds: dict[str, Embed]) -> dict[str, dict[str, dict[str, float]]]:
+    """`[variant][task]`: the hubness of each corpus-free variant on each retrieval task."""
+    return {v: {t.name: hubness(t.retrieval_scores(embed)) for t in retrieval} for v, embed in embeds.items()}
 
 
 def fusions(task: Any, dense: np.ndarray, lexical: np.ndarray) -> dict[str, float]:
