@@ -206,22 +206,30 @@ def main(argv: list[str] | None = None) -> None:
         texts = ", ".join(f"{task} {info['texts']}" for task, info in record["tasks"].items())
         out += [f"### {record['model']} ({record['sizes']} sizes: texts per task: {texts})", ""]
         out += [layers_line(record), "", quality_table(record, baselines.get(record["sizes"])), ""]
+        if "scores_center" not in record:
+            command = f"python -m benchmarks.quality --models {record['model']} --sizes {record['sizes']}"
+            out += [
+                f"No post-processing or hybrid rows in this result (an earlier benchmark version): `{command}`.",
+                "",
+            ]
+            continue
         out += ["Post-processing (mean over the five tasks, and the two retrieval tasks): raw; centred and "
                 "standardised with the model's statistics over the bundled corpus; standardised on each task's "
                 "own documents:", "", postprocess_table(record), ""]  # fmt: skip
         out += ["Hybrid retrieval (nDCG@10):", "", hybrid_table(record, baselines.get(record["sizes"]), default), ""]
+    current = [r for r in records if "scores_center" in r]  # results with post-processing and hybrid rows
     if records:
         out += ["Mean over the five tasks, per model (unstandardised), best first:", "", ranking_table(records), ""]
         rule = "Post-processing per preset (mean over models of the mean over tasks), and the rule's choice"
-        out += [f"{rule} (`benchmarks/report_retrieval.choose_postprocess`):", "", postprocess_summary(records), ""]
-        lexical, earned = lexical_section(records)
+        out += [f"{rule} (`benchmarks/report_retrieval.choose_postprocess`):", "", postprocess_summary(current), ""]
+        lexical, earned = lexical_section(current)
         verdict = "earns" if earned else "does not earn"
         lexical_head = f"Lexical readout (PromptReps-style, from the PromptEOL pass; nDCG@10): it {verdict} a place"
         out += [f"{lexical_head} (fusion with it must beat dense + BM25 on two models or more).", "", lexical, ""]
         out += ["Concatenated readouts (value mean + AlignedWVA, each post-processed and normalised):", "",
-                combined_table(records), ""]  # fmt: skip
+                combined_table(current), ""]  # fmt: skip
         for sizes in args.sizes:
-            chosen = [r for r in records if r["sizes"] == sizes]
+            chosen = [r for r in current if r["sizes"] == sizes]
             if chosen:
                 head = f"Best recipe per task by model size ({sizes} sizes; retrieval: best dense and best hybrid)"
                 out += [f"{head}, beside the baselines:", "", size_table(chosen, baselines.get(sizes)), ""]
