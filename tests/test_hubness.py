@@ -1,7 +1,8 @@
-"""The default recipe with its default post-processing, on six notes about unrelated topics.
+"""The default recipe, with its own post-processing, on six notes about unrelated topics.
 
 Raw LLM embeddings share a large common direction, so a few documents can be the
-nearest neighbour of every query (hubness). `tests/data/six_notes.json` holds six
+nearest neighbour of every query (hubness); post-processing
+(`vaembed.recipes.postprocess`) exists to remove that component. `tests/data/six_notes.json` holds six
 one-sentence notes and five paraphrased questions that avoid their notes' key
 words; one note (sourdough) answers none and is there to attract wrong hits.
 On the real default model, the right note must come first for all five, both
