@@ -296,7 +296,8 @@ class Embedder:
 
         Raises:
             TypeError: `texts` or an item of it is not a str (the index is named), or `prompt` is not a str.
-            ValueError: Bad `role`, `batch_size` or `prompt`; too long a text with `long_text="error"`.
+            ValueError: Bad `role`, `batch_size` or `prompt`; a text holding a lone surrogate (not
+                valid Unicode; its index is named); too long a text with `long_text="error"`.
             FloatingPointError: The model produced NaN or Inf.
         """
         items, single = check_texts(texts)
