@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from vaembed.cache import cache_dir
+from vaembed.cache import cache_dir, path_lock
 from vaembed.models.registry import PRESETS, locate_parts
 
 __all__ = [
@@ -77,33 +77,38 @@ def _convert_gguf(gguf_file: Path, target: Path) -> None:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # Written into a staging folder, renamed into place whole: a killed conversion leaves
+    # only the staging folder, which the next conversion's lock holder removes.
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        if target.exists():  # another process finished first
-            return
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _is_converted(target: Path) -> bool:
+    return (target / "config.json").is_file()
+
+
 def _converted_preset(name: str) -> Path:
     preset = PRESETS[name]
     target = cache_dir() / "models" / name
-    if (target / "config.json").is_file():
+    if _is_converted(target):
         return target
     parts = locate_parts(preset)
-    if len(parts) == 1:
-        _convert_gguf(parts[0], target)
-        return target
-    assembly = cache_dir() / "gguf"
-    assembly.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=assembly) as scratch:
-        gguf_file = Path(scratch) / preset.gguf_name
-        _copy_verified(parts, gguf_file, preset.sha256)
-        _convert_gguf(gguf_file, target)
+    with path_lock(target):  # processes starting together convert once; the others wait, then read
+        if _is_converted(target):
+            return target
+        shutil.rmtree(target, ignore_errors=True)  # never a finished conversion (it has no config.json)
+        if len(parts) == 1:
+            _convert_gguf(parts[0], target)
+            return target
+        with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as scratch:
+            gguf_file = Path(scratch) / preset.gguf_name
+            _copy_verified(parts, gguf_file, preset.sha256)
+            _convert_gguf(gguf_file, target)
     return target
 
 
@@ -111,8 +116,12 @@ def _converted_gguf_file(path: Path) -> Path:
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     target = cache_dir() / "models" / f"{path.stem}-{key}"
-    if not (target / "config.json").is_file():
-        _convert_gguf(path, target)
+    if _is_converted(target):
+        return target
+    with path_lock(target):
+        if not _is_converted(target):
+            shutil.rmtree(target, ignore_errors=True)
+            _convert_gguf(path, target)
     return target
 
 
