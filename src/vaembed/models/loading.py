@@ -129,10 +129,18 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
-    """The device to load on: `device`, else CUDA when available, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """The device to load on: `device`, else the first of CUDA, MPS and XPU that torch has, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    for name in ("cuda", "mps", "xpu"):
+        backend = getattr(torch, name, None) if name != "mps" else getattr(torch.backends, "mps", None)
+        if backend is not None and backend.is_available():
+            return torch.device(name)
+    return torch.device("cpu")
+
+
+HUB_OPTIONS = ("revision", "token", "cache_dir")
+"""`model_kwargs` entries that say where the files come from; the tokenizer gets them too."""
 
 
 def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -191,7 +199,10 @@ def load_model_and_tokenizer(
         device: Device to place the model on.
         dtype: Parameter dtype.
         trust_remote_code: Allow a checkpoint's own Python code; off unless the user sets it.
-        model_kwargs: Extra keyword arguments for `AutoModel.from_pretrained`.
+        model_kwargs: Extra keyword arguments for `AutoModel.from_pretrained`. With a
+            `device_map` (e.g. `"auto"`, with offloading or quantised loading), the model
+            stays where transformers placed it and `device` is not used; `revision`,
+            `token` and `cache_dir` go to the tokenizer as well.
 
     Returns:
         The model in eval mode and its tokenizer.
@@ -199,9 +210,11 @@ def load_model_and_tokenizer(
     from transformers import AutoModel, AutoTokenizer
 
     kwargs = {"trust_remote_code": trust_remote_code, **(model_kwargs or {})}
-    tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=trust_remote_code)
+    hub = {name: kwargs[name] for name in HUB_OPTIONS if name in kwargs}
+    tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=trust_remote_code, **hub)
     model = AutoModel.from_pretrained(source.location, dtype=dtype, **kwargs)
-    model.to(device)
+    if kwargs.get("device_map") is None:  # a device map placed (and maybe offloaded) the weights already
+        model.to(device)
     model.eval()
     return model, tokenizer
 

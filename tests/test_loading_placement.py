@@ -1,0 +1,64 @@
+"""Loading keeps a device map's placement, passes hub options to the tokenizer, and picks devices in order."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vaembed.models import loading
+from vaembed.models.loading import ModelSource, load_model_and_tokenizer, pick_device
+
+
+def test_a_device_map_is_respected_and_gives_the_same_vectors(tiny_model_folder, monkeypatch):
+    from vaembed import Embedder
+
+    moved = []
+    original = torch.nn.Module.to
+
+    def spy(self, *args, **kwargs):
+        moved.append(args)
+        return original(self, *args, **kwargs)
+
+    source = ModelSource(str(tiny_model_folder), str(tiny_model_folder), True)
+    monkeypatch.setattr(torch.nn.Module, "to", spy)
+    mapped, tokenizer = load_model_and_tokenizer(
+        source, device=torch.device("cpu"), dtype=torch.float32, model_kwargs={"device_map": {"": "cpu"}}
+    )
+    assert moved == []  # the model was not moved after loading
+    load_model_and_tokenizer(source, device=torch.device("cpu"), dtype=torch.float32)
+    assert moved  # without a device map it is
+    monkeypatch.undo()
+    plain = Embedder.from_pretrained(tiny_model_folder, "va", share=False)
+    assert np.allclose(Embedder(mapped, tokenizer, "va").encode("a text"), plain.encode("a text"), atol=1e-6)
+
+
+def test_hub_options_reach_the_tokenizer(tiny_model_folder, monkeypatch):
+    import transformers
+
+    seen = {}
+    original = transformers.AutoTokenizer.from_pretrained
+
+    def spy(location, **kwargs):
+        seen.update(kwargs)
+        return original(location, **{k: v for k, v in kwargs.items() if k != "revision"})
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", spy)
+    source = ModelSource(str(tiny_model_folder), str(tiny_model_folder), True)
+    load_model_and_tokenizer(source, device=torch.device("cpu"), dtype=torch.float32, model_kwargs={"cache_dir": "/x"})
+    assert seen["cache_dir"] == "/x" and seen["trust_remote_code"] is False
+
+
+def test_device_order_is_cuda_then_mps_then_xpu_then_cpu(monkeypatch):
+    class Backend:
+        def __init__(self, available: bool) -> None:
+            self.available = available
+
+        def is_available(self) -> bool:
+            return self.available
+
+    for cuda, mps, xpu, expected in [(1, 1, 1, "cuda"), (0, 1, 1, "mps"), (0, 0, 1, "xpu"), (0, 0, 0, "cpu")]:
+        monkeypatch.setattr(loading.torch, "cuda", Backend(bool(cuda)))
+        monkeypatch.setattr(loading.torch.backends, "mps", Backend(bool(mps)), raising=False)
+        monkeypatch.setattr(loading.torch, "xpu", Backend(bool(xpu)), raising=False)
+        assert pick_device(None).type == expected
+    assert pick_device("cpu").type == "cpu"
