@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from vaembed.models import loading
@@ -62,3 +63,17 @@ def test_device_order_is_cuda_then_mps_then_xpu_then_cpu(monkeypatch):
         monkeypatch.setattr(loading.torch, "xpu", Backend(bool(xpu)), raising=False)
         assert pick_device(None).type == expected
     assert pick_device("cpu").type == "cpu"
+
+
+def test_an_unsupported_architecture_is_refused_before_any_weight_loads(tmp_path, monkeypatch):
+    import transformers
+
+    from vaembed import Embedder
+
+    config = transformers.GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=50)
+    transformers.GPT2Model(config).save_pretrained(tmp_path)
+    loads = []
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", lambda *a, **k: loads.append(a))
+    with pytest.raises(ValueError, match="Unsupported architecture 'gpt2': vaembed supports llama"):
+        Embedder.from_pretrained(tmp_path)
+    assert loads == []

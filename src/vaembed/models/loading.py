@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,6 +30,7 @@ __all__ = [
     "ModelSource",
     "pick_device",
     "pick_dtype",
+    "read_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -182,6 +184,14 @@ def resolve_model_folder(spec: str | os.PathLike[str]) -> ModelSource:
     if text.endswith(".gguf") or text.startswith((".", "/", "~")) or path.exists():
         raise FileNotFoundError(f"Model path {text!r} is not a .gguf file or a model folder")
     return ModelSource(text, text, False)
+
+
+def read_config(source: ModelSource, trust_remote_code: bool = False, model_kwargs: dict | None = None) -> Any:
+    """Read the model's config only (no weights), with the hub options of `model_kwargs`."""
+    from transformers import AutoConfig
+
+    hub = {name: value for name, value in (model_kwargs or {}).items() if name in HUB_OPTIONS}
+    return AutoConfig.from_pretrained(source.location, trust_remote_code=trust_remote_code, **hub)
 
 
 def load_model_and_tokenizer(
