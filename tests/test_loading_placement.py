@@ -77,3 +77,28 @@ def test_an_unsupported_architecture_is_refused_before_any_weight_loads(tmp_path
     with pytest.raises(ValueError, match="Unsupported architecture 'gpt2': vaembed supports llama"):
         Embedder.from_pretrained(tmp_path)
     assert loads == []
+
+
+def test_trust_remote_code_reaches_the_loader_from_every_adapter(tiny_model_folder, monkeypatch):
+    from langchain_vaembed import VAEmbeddings
+    from llama_index.embeddings.vaembed import VAEmbedding
+
+    from vaembed.connectors import chroma
+    from vaembed.models import shared
+
+    seen = []
+    original = shared.load_model_and_tokenizer
+
+    def spy(source, **options):
+        seen.append(options["trust_remote_code"])
+        return original(source, **options)
+
+    monkeypatch.setattr(shared, "load_model_and_tokenizer", spy)
+    model = str(tiny_model_folder)
+    VAEmbeddings(model=model, recipe="va", trust_remote_code=True)
+    VAEmbedding(model_name=model, recipe="va", trust_remote_code=True)
+    function = chroma.VAEmbeddingFunction(model=model, recipe="va", trust_remote_code=True)
+    VAEmbeddings(model=model, recipe="va")
+    assert seen == [True, True, True, False]  # each adapter passed it on; the default is off
+    assert function.get_config()["trust_remote_code"] is True
+    assert chroma.VAEmbeddingFunction.build_from_config(function.get_config()).trust_remote_code is True

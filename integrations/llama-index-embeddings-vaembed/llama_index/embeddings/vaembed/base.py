@@ -85,6 +85,10 @@ class VAEmbedding(BaseEmbedding):
         default_factory=dict, description="Extra keyword arguments for transformers.AutoModel.from_pretrained."
     )
 
+    trust_remote_code: bool = Field(
+        default=False, description="Allow the checkpoint's own Python code (transformers' trust_remote_code)."
+    )
+
     _embedder: Embedder = PrivateAttr()
 
     def __init__(self, *, embedder: Embedder | None = None, **data: Any) -> None:
