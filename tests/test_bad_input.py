@@ -91,3 +91,30 @@ def test_query_and_document_use_their_own_templates(tiny_llama):
     assert not np.allclose(kv.encode_query(TEXTS), kv.encode_document(TEXTS), atol=1e-4)
     va = kv.with_recipe("va")  # no role-specific template: both roles agree
     assert np.allclose(va.encode_query(TEXTS), va.encode_document(TEXTS), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("texts", "index"),
+    [("ok \ud800 x", 0), (["fine", "ok \ud800 x"], 1), (["a", "b", "\udfff"], 2), (["\ud83e"], 0)],
+)
+def test_lone_surrogates_raise_value_error_naming_index(embedder, texts, index):
+    with pytest.raises(ValueError, match=rf"texts\[{index}\] holds a lone surrogate") as error:
+        embedder.encode(texts)
+    assert not isinstance(error.value, TypeError)
+
+
+def test_lone_surrogate_in_an_instruction_is_a_value_error(embedder):
+    with pytest.raises(ValueError, match="query prompt holds a lone surrogate at character 2"):
+        embedder.encode("fine", role="query", prompt="Q:\udc80 ")
+
+
+@pytest.mark.parametrize("long_text", ["truncate", "chunk", "error"])
+def test_nul_control_and_format_characters_embed_like_text(tiny_llama, long_text):
+    """NUL, C0/C1 controls, DEL, BOM, bidi and zero-width marks reach the tokenizer as ordinary text."""
+    model, tokenizer = tiny_llama
+    embedder = Embedder(model, tokenizer, "va", long_text=long_text, max_length=64)
+    texts = ["a\x00b", "\x00", "\x01\x02\x1f\x7f\x85\x9f", "\ufeff\u200b\u200d\u202e\u2066", "\uffff\U0010ffff"]
+    out = embedder.encode(texts)
+    assert out.shape == (len(texts), embedder.dimension)
+    assert np.isfinite(out).all() and np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(out[0], out[1])  # the NUL did not swallow the text around it

@@ -14,6 +14,7 @@ from vaembed.calibration.auto import ProfileSource, auto_layers, obtain_profile
 from vaembed.calibration.profile import CalibrationProfile, default_profile_path
 from vaembed.calibration.run import calibrate
 from vaembed.calibration.statistics import EmbeddingStatistics, compute_statistics, obtain_statistics
+from vaembed.engine.attention import SUPPORTED_MODEL_TYPES
 from vaembed.engine.batching import check_texts, combine_chunks
 from vaembed.engine.forward_pass import PassPlan, PlanReader
 from vaembed.engine.runner import Runner
@@ -154,6 +155,7 @@ class Embedder:
             trust_remote_code=trust_remote_code,
             model_kwargs=model_kwargs,
             share=share,
+            supported=SUPPORTED_MODEL_TYPES,
         )
         embedder = cls(
             loaded,
@@ -296,7 +298,8 @@ class Embedder:
 
         Raises:
             TypeError: `texts` or an item of it is not a str (the index is named), or `prompt` is not a str.
-            ValueError: Bad `role`, `batch_size` or `prompt`; too long a text with `long_text="error"`.
+            ValueError: Bad `role`, `batch_size` or `prompt`; a text holding a lone surrogate (not
+                valid Unicode; its index is named); too long a text with `long_text="error"`.
             FloatingPointError: The model produced NaN or Inf.
         """
         items, single = check_texts(texts)

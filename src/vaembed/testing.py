@@ -28,6 +28,7 @@ __all__ = [
     "build_tokenizer",
     "build_config",
     "build_model",
+    "save_tiny_gguf",
     "save_tiny_model",
     "tiny_model_folder",
     "use_test_cache",
@@ -144,3 +145,65 @@ def save_tiny_model(folder: str | os.PathLike[str], family: str = "llama") -> Pa
 def tiny_model_folder(family: str = "llama") -> Path:
     """A tiny model folder of `family`, saved once per process inside the test cache."""
     return save_tiny_model(use_test_cache() / "tiny-models" / family, family)
+
+
+def save_tiny_gguf(path: str | os.PathLike[str], seed: int = 0) -> Path:
+    """Write a tiny random llama model as a GGUF file (float32 tensors, byte-level BPE vocabulary).
+
+    2 layers, hidden 32, 4 query and 2 KV heads: `Embedder.from_pretrained(path)` converts it
+    once into the cache in well under a second, as it would a real model's GGUF file.
+    """
+    import json
+
+    import gguf
+    import numpy as np
+
+    backend = json.loads(build_tokenizer(False).backend_tokenizer.to_str())["model"]
+    tokens = sorted(backend["vocab"], key=backend["vocab"].get)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in backend["merges"]]
+    hidden, layers, ffn, heads, kv_heads = 32, 2, 64, 4, 2
+    kv_width = kv_heads * hidden // heads
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_context_length(256)
+    writer.add_embedding_length(hidden)
+    writer.add_block_count(layers)
+    writer.add_feed_forward_length(ffn)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_rope_dimension_count(hidden // heads)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_vocab_size(len(tokens))
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types([3 if token in ("<pad>", "<s>", "</s>") else 1 for token in tokens])
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_pad_token_id(0)
+    writer.add_add_bos_token(False)
+    rng = np.random.default_rng(seed)
+
+    def tensor(name: str, *shape: int) -> None:
+        writer.add_tensor(name, (rng.standard_normal(shape) * 0.1).astype(np.float32))
+
+    tensor("token_embd.weight", len(tokens), hidden)
+    for block in range(layers):
+        for norm in ("attn_norm", "ffn_norm"):
+            writer.add_tensor(f"blk.{block}.{norm}.weight", np.ones(hidden, np.float32))
+        tensor(f"blk.{block}.attn_q.weight", hidden, hidden)
+        tensor(f"blk.{block}.attn_k.weight", kv_width, hidden)
+        tensor(f"blk.{block}.attn_v.weight", kv_width, hidden)
+        tensor(f"blk.{block}.attn_output.weight", hidden, hidden)
+        tensor(f"blk.{block}.ffn_gate.weight", ffn, hidden)
+        tensor(f"blk.{block}.ffn_up.weight", ffn, hidden)
+        tensor(f"blk.{block}.ffn_down.weight", hidden, ffn)
+    writer.add_tensor("output_norm.weight", np.ones(hidden, np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

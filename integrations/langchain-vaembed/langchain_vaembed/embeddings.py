@@ -85,6 +85,9 @@ class VAEmbeddings(BaseModel, Embeddings):
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments for `transformers.AutoModel.from_pretrained`."""
 
+    trust_remote_code: bool = False
+    """Allow the checkpoint's own Python code (transformers' `trust_remote_code`); off by default."""
+
     embedder: Embedder | None = Field(default=None, exclude=True, repr=False)
     """A ready `vaembed.Embedder` to use instead of loading one (pass none of the
     model options with it; they are read from it). After construction, the engine in use."""

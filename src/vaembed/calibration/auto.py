@@ -19,6 +19,7 @@ import os
 import warnings
 from pathlib import Path
 
+from vaembed.cache import path_lock
 from vaembed.calibration.profile import CalibrationProfile, ProfileError, default_profile_path
 from vaembed.calibration.run import TEXT_PROMPT, calibrate, model_identity, prompt_name
 from vaembed.engine.runner import Runner
@@ -51,16 +52,18 @@ def obtain_profile(runner: Runner, source: ProfileSource = None) -> CalibrationP
         return source
     if source is not None:
         path = Path(source)
-        if not path.exists():
-            return _calibrate_and_save(runner, path)
+        with path_lock(path):  # processes starting together calibrate once; the others wait, then read
+            if not path.exists():
+                return _calibrate_and_save(runner, path)
         return CalibrationProfile.load(path, identity)
     path = default_profile_path(identity)
-    if path.exists():
-        try:
-            return CalibrationProfile.load(path, identity)
-        except ProfileError as error:
-            warnings.warn(f"{error}; recalibrating", stacklevel=3)
-    return _calibrate_and_save(runner, path)
+    with path_lock(path):
+        if path.exists():
+            try:
+                return CalibrationProfile.load(path, identity)
+            except ProfileError as error:
+                warnings.warn(f"{error}; recalibrating", stacklevel=4)
+        return _calibrate_and_save(runner, path)
 
 
 def auto_layers(profile: CalibrationProfile, recipe: Recipe) -> tuple[int, ...]:

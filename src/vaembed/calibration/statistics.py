@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from vaembed.cache import atomic_file, cache_dir
+from vaembed.cache import atomic_file, cache_dir, path_lock
 from vaembed.calibration.corpus import bundled_corpus, user_corpus
 from vaembed.calibration.profile import ModelIdentity, ProfileError
 from vaembed.calibration.run import model_identity
@@ -184,15 +184,16 @@ def obtain_statistics(
     """The bundled-corpus statistics of `recipe` on this model: read from the cache, or computed once and saved."""
     identity, key, sha = model_identity(runner), recipe_key(recipe), bundled_corpus().describe()["sha256"]
     path = statistics_path(identity, key, sha, max_tokens)
-    if path.exists():
-        try:
-            found = EmbeddingStatistics.load(path)
-            if found.matches(identity, key, sha, max_tokens):
-                return found
-            warnings.warn(f"embedding statistics {path} are for another model or recipe; recomputing", stacklevel=3)
-        except ProfileError as error:
-            warnings.warn(f"{error}; recomputing", stacklevel=3)
-    logger.warning("Computing embedding statistics for %s (once; saved to %s)", runner.name, path)
-    statistics = compute_statistics(runner, recipe, max_tokens=max_tokens)
-    statistics.save(path)
-    return statistics
+    with path_lock(path):  # processes starting together compute once; the others wait, then read
+        if path.exists():
+            try:
+                found = EmbeddingStatistics.load(path)
+                if found.matches(identity, key, sha, max_tokens):
+                    return found
+                warnings.warn(f"embedding statistics {path} are for another model or recipe; recomputing", stacklevel=4)
+            except ProfileError as error:
+                warnings.warn(f"{error}; recomputing", stacklevel=4)
+        logger.warning("Computing embedding statistics for %s (once; saved to %s)", runner.name, path)
+        statistics = compute_statistics(runner, recipe, max_tokens=max_tokens)
+        statistics.save(path)
+        return statistics

@@ -25,7 +25,7 @@ __all__ = ["VAEmbeddingFunction"]
 
 _OPTIONS = (
     *("model", "recipe", "layers", "postprocess", "max_length", "long_text", "device", "dtype", "model_kwargs"),
-    *("batch_size", "normalize", "query_prompt", "document_prompt"),
+    *("batch_size", "normalize", "query_prompt", "document_prompt", "trust_remote_code"),
 )
 # Changing one of these changes the vectors, so a collection must keep them.
 _FIXED = (
@@ -58,6 +58,7 @@ class VAEmbeddingFunction(EmbeddingFunction[Documents]):
         query_prompt: Instruction for queries: a template with `{text}` or a prefix.
         document_prompt: Instruction for documents.
         model_kwargs: Extra arguments for `transformers.AutoModel.from_pretrained`.
+        trust_remote_code: Allow the checkpoint's own Python code (off by default).
         embedder: A ready `Embedder` to use instead of loading one (then pass
             none of the model options above; `get_config` reads them from it).
     """
@@ -78,10 +79,14 @@ class VAEmbeddingFunction(EmbeddingFunction[Documents]):
         query_prompt: str | None = None,
         document_prompt: str | None = None,
         model_kwargs: dict[str, Any] | None = None,
+        trust_remote_code: bool = False,
         embedder: Embedder | None = None,
     ) -> None:
         check_call_options(batch_size, query_prompt, document_prompt)
-        options = ModelOptions(model, recipe, layers, postprocess, max_length, long_text, device, dtype, model_kwargs)
+        options = ModelOptions(
+            model, recipe, layers, postprocess, max_length, long_text, device, dtype, model_kwargs, trust_remote_code
+        )
+        self.trust_remote_code = bool(trust_remote_code)
         self.embedder = options.build(embedder)
         self.device = device
         self.dtype = dtype
@@ -127,6 +132,7 @@ class VAEmbeddingFunction(EmbeddingFunction[Documents]):
             "device": self.device,
             "dtype": self.dtype,
             "model_kwargs": self.model_kwargs,
+            "trust_remote_code": self.trust_remote_code,
             "batch_size": self.batch_size,
             "normalize": self.normalize,
             "query_prompt": self.query_prompt,

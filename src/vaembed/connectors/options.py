@@ -28,6 +28,7 @@ MODEL_ENV = "VAEMBED_MODEL"
 
 MODEL_OPTION_NAMES = (
     *("model", "recipe", "layers", "postprocess", "max_length", "long_text", "device", "dtype", "model_kwargs"),
+    "trust_remote_code",
 )
 
 
@@ -52,6 +53,7 @@ class ModelOptions:
         device: Where the model runs.
         dtype: `"float32"`, `"bfloat16"`, `"float16"` or `"auto"`.
         model_kwargs: Extra arguments for `transformers.AutoModel.from_pretrained`.
+        trust_remote_code: Allow a checkpoint's own Python code (off unless set to True).
     """
 
     model: str | None = None
@@ -63,6 +65,7 @@ class ModelOptions:
     device: str | None = None
     dtype: str | None = None
     model_kwargs: dict[str, Any] | None = None
+    trust_remote_code: bool | None = None
 
     def given(self) -> dict[str, Any]:
         """The options set to something other than None (or an empty dict)."""
@@ -75,6 +78,8 @@ class ModelOptions:
             ValueError: Both `embedder` and model options were given.
         """
         given = self.given()
+        if not given.get("trust_remote_code", True):
+            del given["trust_remote_code"]  # False is the default: not an option that conflicts with an embedder
         if embedder is not None:
             if not isinstance(embedder, Embedder):
                 raise TypeError(f"embedder must be a vaembed.Embedder, not {type(embedder).__name__}")

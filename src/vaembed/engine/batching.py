@@ -8,7 +8,26 @@ import torch
 
 from vaembed.engine.tokenization import TokenSequence
 
-__all__ = ["check_texts", "plan_batches", "combine_chunks"]
+__all__ = ["check_texts", "check_encodable", "plan_batches", "combine_chunks"]
+
+
+def check_encodable(text: str, label: str) -> None:
+    """Check that `text` can be encoded as UTF-8, as every tokenizer needs.
+
+    A Python str may hold lone surrogates (e.g. from `json.loads` of an escaped surrogate, or a
+    file decoded with `errors="surrogateescape"`); no tokenizer accepts them.
+
+    Raises:
+        ValueError: `text` holds a lone surrogate (`label` and its position are named).
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"{label} holds a lone surrogate {text[error.start]!r} at character {error.start}, "
+            "which is not valid Unicode text; decode your input properly or replace it "
+            "(e.g. text.encode('utf-8', 'replace').decode('utf-8'))"
+        ) from None
 
 
 def check_texts(texts: str | Iterable[str]) -> tuple[list[str], bool]:
@@ -16,8 +35,10 @@ def check_texts(texts: str | Iterable[str]) -> tuple[list[str], bool]:
 
     Raises:
         TypeError: `texts` is not a str or an iterable of str (the bad item's index is named).
+        ValueError: A text holds a lone surrogate (its index is named).
     """
     if isinstance(texts, str):
+        check_encodable(texts, "texts[0]")
         return [texts], True
     if texts is None or isinstance(texts, (bytes, dict)) or not isinstance(texts, Iterable):
         raise TypeError(f"texts must be a str or a list of str, not {type(texts).__name__}")
@@ -25,6 +46,7 @@ def check_texts(texts: str | Iterable[str]) -> tuple[list[str], bool]:
     for index, item in enumerate(items):
         if not isinstance(item, str):
             raise TypeError(f"texts[{index}] must be str, not {type(item).__name__}")
+        check_encodable(item, f"texts[{index}]")
     return items, False
 
 

@@ -16,10 +16,11 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from vaembed.cache import cache_dir
+from vaembed.cache import cache_dir, path_lock
 from vaembed.models.registry import PRESETS, locate_parts
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ModelSource",
     "pick_device",
     "pick_dtype",
+    "read_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -77,33 +79,38 @@ def _convert_gguf(gguf_file: Path, target: Path) -> None:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # Written into a staging folder, renamed into place whole: a killed conversion leaves
+    # only the staging folder, which the next conversion's lock holder removes.
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        if target.exists():  # another process finished first
-            return
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _is_converted(target: Path) -> bool:
+    return (target / "config.json").is_file()
+
+
 def _converted_preset(name: str) -> Path:
     preset = PRESETS[name]
     target = cache_dir() / "models" / name
-    if (target / "config.json").is_file():
+    if _is_converted(target):
         return target
     parts = locate_parts(preset)
-    if len(parts) == 1:
-        _convert_gguf(parts[0], target)
-        return target
-    assembly = cache_dir() / "gguf"
-    assembly.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=assembly) as scratch:
-        gguf_file = Path(scratch) / preset.gguf_name
-        _copy_verified(parts, gguf_file, preset.sha256)
-        _convert_gguf(gguf_file, target)
+    with path_lock(target):  # processes starting together convert once; the others wait, then read
+        if _is_converted(target):
+            return target
+        shutil.rmtree(target, ignore_errors=True)  # never a finished conversion (it has no config.json)
+        if len(parts) == 1:
+            _convert_gguf(parts[0], target)
+            return target
+        with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as scratch:
+            gguf_file = Path(scratch) / preset.gguf_name
+            _copy_verified(parts, gguf_file, preset.sha256)
+            _convert_gguf(gguf_file, target)
     return target
 
 
@@ -111,8 +118,12 @@ def _converted_gguf_file(path: Path) -> Path:
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     target = cache_dir() / "models" / f"{path.stem}-{key}"
-    if not (target / "config.json").is_file():
-        _convert_gguf(path, target)
+    if _is_converted(target):
+        return target
+    with path_lock(target):
+        if not _is_converted(target):
+            shutil.rmtree(target, ignore_errors=True)
+            _convert_gguf(path, target)
     return target
 
 
@@ -120,10 +131,18 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
-    """The device to load on: `device`, else CUDA when available, else CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """The device to load on: `device`, else the first of CUDA, MPS and XPU that torch has, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    for name in ("cuda", "mps", "xpu"):
+        backend = getattr(torch, name, None) if name != "mps" else getattr(torch.backends, "mps", None)
+        if backend is not None and backend.is_available():
+            return torch.device(name)
+    return torch.device("cpu")
+
+
+HUB_OPTIONS = ("revision", "token", "cache_dir")
+"""`model_kwargs` entries that say where the files come from; the tokenizer gets them too."""
 
 
 def pick_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
@@ -167,6 +186,14 @@ def resolve_model_folder(spec: str | os.PathLike[str]) -> ModelSource:
     return ModelSource(text, text, False)
 
 
+def read_config(source: ModelSource, trust_remote_code: bool = False, model_kwargs: dict | None = None) -> Any:
+    """Read the model's config only (no weights), with the hub options of `model_kwargs`."""
+    from transformers import AutoConfig
+
+    hub = {name: value for name, value in (model_kwargs or {}).items() if name in HUB_OPTIONS}
+    return AutoConfig.from_pretrained(source.location, trust_remote_code=trust_remote_code, **hub)
+
+
 def load_model_and_tokenizer(
     source: ModelSource,
     *,
@@ -182,7 +209,10 @@ def load_model_and_tokenizer(
         device: Device to place the model on.
         dtype: Parameter dtype.
         trust_remote_code: Allow a checkpoint's own Python code; off unless the user sets it.
-        model_kwargs: Extra keyword arguments for `AutoModel.from_pretrained`.
+        model_kwargs: Extra keyword arguments for `AutoModel.from_pretrained`. With a
+            `device_map` (e.g. `"auto"`, with offloading or quantised loading), the model
+            stays where transformers placed it and `device` is not used; `revision`,
+            `token` and `cache_dir` go to the tokenizer as well.
 
     Returns:
         The model in eval mode and its tokenizer.
@@ -190,9 +220,11 @@ def load_model_and_tokenizer(
     from transformers import AutoModel, AutoTokenizer
 
     kwargs = {"trust_remote_code": trust_remote_code, **(model_kwargs or {})}
-    tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=trust_remote_code)
+    hub = {name: kwargs[name] for name in HUB_OPTIONS if name in kwargs}
+    tokenizer = AutoTokenizer.from_pretrained(source.location, trust_remote_code=trust_remote_code, **hub)
     model = AutoModel.from_pretrained(source.location, dtype=dtype, **kwargs)
-    model.to(device)
+    if kwargs.get("device_map") is None:  # a device map placed (and maybe offloaded) the weights already
+        model.to(device)
     model.eval()
     return model, tokenizer
 

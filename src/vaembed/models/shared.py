@@ -26,6 +26,7 @@ from vaembed.models.loading import (
     load_model_and_tokenizer,
     pick_device,
     pick_dtype,
+    read_config,
     resolve_model_folder,
 )
 
@@ -100,13 +101,31 @@ def load_model(
     trust_remote_code: bool = False,
     model_kwargs: dict | None = None,
     share: bool = True,
+    supported: tuple[str, ...] | None = None,
 ) -> tuple[torch.nn.Module, Any, LoadedModel | None]:
     """Resolve a model spec and load it: the process's shared copy (`share`) or a private one.
 
+    Args:
+        spec: A preset name, a `.gguf` file, a model folder or a hub id.
+        device: Default the first of CUDA, MPS and XPU that torch has, else CPU.
+        dtype: Default bfloat16 on CUDA, float32 elsewhere.
+        trust_remote_code: Allow a checkpoint's own Python code.
+        model_kwargs: Extra arguments for `AutoModel.from_pretrained`.
+        share: Return the process's shared copy (else a private one).
+        supported: The model types that may load; the model's config is read first and any
+            other architecture is refused before a weight is loaded.
+
     Returns:
         The base model, its tokenizer, and the shared entry to keep alive (None for a private copy).
+
+    Raises:
+        ValueError: The config names an architecture outside `supported` (those are named).
     """
     source = resolve_model_folder(spec)
+    if supported is not None:
+        model_type = read_config(source, trust_remote_code, model_kwargs).model_type
+        if model_type not in supported:
+            raise ValueError(f"Unsupported architecture {model_type!r}: vaembed supports {', '.join(supported)}")
     target = pick_device(device)
     options = dict(
         device=target, dtype=pick_dtype(dtype, target), trust_remote_code=trust_remote_code, model_kwargs=model_kwargs

@@ -116,10 +116,14 @@ class Prompt:
 
         Raises:
             TypeError: `instruction` is not a str.
-            ValueError: It holds `{text}` more than once, or the recipe's placeholder marker.
+            ValueError: It holds `{text}` more than once, a lone surrogate, or the recipe's placeholder marker.
         """
         if not isinstance(instruction, str):
             raise TypeError(f"The {role} prompt must be a str, not {type(instruction).__name__}")
+        try:
+            instruction.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(f"The {role} prompt holds a lone surrogate at character {error.start}") from None
         if instruction.count(TEXT_SLOT) > 1:
             raise ValueError(f"The {role} prompt {instruction!r} holds {TEXT_SLOT!r} more than once")
         if self.placeholder is not None and self.placeholder in instruction:

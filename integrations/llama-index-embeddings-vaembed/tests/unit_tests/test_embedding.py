@@ -21,7 +21,7 @@ def embedding() -> VAEmbedding:
     return VAEmbedding(
         model_name=str(tiny_model_folder()),
         recipe="kv",
-        query_instruction="Represent this question:",
+        query_instruction="Represent this question: ",
         text_instruction="Passage <{text}>",
         embed_batch_size=3,
     )
@@ -34,7 +34,7 @@ def test_outputs_are_the_engines_with_each_roles_instruction(embedding):
     np.testing.assert_allclose(np.array(texts), engine.encode(TEXTS, prompt="Passage <{text}>"), atol=1e-6)
     assert np.allclose(embedding.get_text_embedding(TEXTS[1]), texts[1], atol=1e-6)  # batch invariant
     query = embedding.get_query_embedding(TEXTS[0])
-    expected = engine.encode_query(TEXTS[0], prompt="Represent this question: {text}")  # a prefix joins with a space
+    expected = engine.encode_query(TEXTS[0], prompt="Represent this question: ")  # a prefix, verbatim
     np.testing.assert_allclose(np.array(query), expected[0] if np.ndim(expected) == 2 else expected, atol=1e-6)
     assert np.isclose(np.linalg.norm(query), 1.0, atol=1e-5)
 

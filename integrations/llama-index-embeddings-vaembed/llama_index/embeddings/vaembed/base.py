@@ -14,15 +14,6 @@ from vaembed.engine.tokenization import LongTextPolicy
 
 __all__ = ["VAEmbedding"]
 
-TEXT_SLOT = "{text}"
-
-
-def _as_prompt(instruction: str | None) -> str | None:
-    """An instruction as an engine prompt: a template as is, a prefix joined with one space."""
-    if instruction is None or TEXT_SLOT in instruction:
-        return instruction
-    return f"{instruction} {TEXT_SLOT}"
-
 
 class VAEmbedding(BaseEmbedding):
     """Embeddings read from the attention values of a frozen causal LM (no fine-tuning).
@@ -85,13 +76,17 @@ class VAEmbedding(BaseEmbedding):
     )
     query_instruction: str | None = Field(
         default=None,
-        description="Instruction for queries: a template holding {text}, or a prefix joined to the text with a space. "
-        "It goes inside the recipe's own prompt.",
+        description="Instruction for queries: a template holding {text}, or a prefix put before the text verbatim "
+        "(include any separator yourself), as in every vaembed adapter. It goes inside the recipe's own prompt.",
     )
     text_instruction: str | None = Field(default=None, description="Instruction for texts (documents), as above.")
     show_progress: bool = Field(default=False, description="Show the engine's progress bar on large batches.")
     model_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Extra keyword arguments for transformers.AutoModel.from_pretrained."
+    )
+
+    trust_remote_code: bool = Field(
+        default=False, description="Allow the checkpoint's own Python code (transformers' trust_remote_code)."
     )
 
     _embedder: Embedder = PrivateAttr()
@@ -122,7 +117,7 @@ class VAEmbedding(BaseEmbedding):
         return self._embedder.encode(
             texts,
             role=role,
-            prompt=_as_prompt(instruction),
+            prompt=instruction,
             batch_size=self.embed_batch_size,
             normalize=self.normalize,
             show_progress_bar=self.show_progress,
