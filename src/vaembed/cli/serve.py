@@ -179,7 +179,10 @@ def run_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    server.run()
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled once it has shut down
+        pass
     if failures:
         error = failures[0]
         message = str(error) if isinstance(error, CommandError) else f"{type(error).__name__}: {error}"
