@@ -61,3 +61,33 @@ def test_serve_command_answers_with_the_engine_vectors_and_stops_cleanly(real_em
 def test_serve_command_refuses_bad_arguments_before_listening(argv, fragment, capsys):
     assert main(argv) == 2
     assert fragment in capsys.readouterr().err
+
+
+def test_serve_command_passes_back_pressure_cors_and_logs_request_ids(tiny_model_folder):
+    port = free_port()
+    command = [sys.executable, "-m", "vaembed.cli", "serve", "--model", str(tiny_model_folder), "--layers", "1,2"]
+    command += ["--port", str(port), "--served-model-name", "tiny", "--max-queue", "3", "--max-queue-tokens", "500"]
+    command += ["--cors-origin", "https://a.example", "--cors-origin", "https://b.example", "--log-level", "info"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        assert wait_for_health(f"http://127.0.0.1:{port}", process, timeout=120)["status"] == "ok"
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/v1/embeddings",
+            json={"model": "tiny", "input": ["a", "b"]},
+            headers={"X-Request-ID": "cli-check-1", "Origin": "https://b.example"},
+            timeout=60,
+        )
+        assert response.status_code == 200 and response.headers["x-request-id"] == "cli-check-1"
+        assert response.headers["access-control-allow-origin"] == "https://b.example"
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    log = process.stderr.read()
+    assert "listening on" in log and "loaded" in log
+    assert "cli-check-1 POST /v1/embeddings 200" in log
+
+
+def test_serve_command_exits_with_1_when_the_model_fails_to_load_behind_the_server(capsys):
+    assert main(["serve", "--model", "no-such-model-preset", "--port", "0", "--log-level", "warning"]) == 1
+    error = capsys.readouterr().err
+    assert "listening on" in error and "the model failed to load: could not load model 'no-such-model-preset'" in error

@@ -1,14 +1,18 @@
 """`vaembed serve`: an OpenAI-compatible embeddings endpoint on uvicorn.
 
-The model loads (and, for `layers="auto"`, finds its calibration) before the
-server listens, so `GET /health` answering means requests are served at once.
+The server listens at once and the model loads (and, for `layers="auto"`,
+finds its calibration) behind it: until it is ready `GET /health` answers 503
+with `"status": "loading"` and embedding requests get 503 with `Retry-After`.
+Should loading fail, the error is printed and the command exits with 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from vaembed.cli.support import (
@@ -71,14 +75,50 @@ def add_serve_command(commands: Any) -> None:
     serve.add_argument("--batch-size", type=positive_int, default=32, help="sequences per forward pass (default 32)")
     serve.add_argument("--query-prompt", help="instruction for requests with input_type 'query' ('{text}' or a prefix)")
     serve.add_argument("--document-prompt", help="instruction for other requests ('{text}' or a prefix)")
+    serve.add_argument(
+        "--max-queue",
+        type=positive_int,
+        help="most texts waiting or being embedded; past it requests get 429 with Retry-After (default unbounded)",
+    )
+    serve.add_argument(
+        "--max-queue-tokens",
+        type=positive_int,
+        help="most tokens waiting or being embedded; past it requests get 429 with Retry-After (default unbounded)",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browser requests from this origin (repeatable; '*' for any; default none)",
+    )
     serve.add_argument("--api-key", help=f"require 'Authorization: Bearer KEY' (default ${API_KEY_ENV}, else none)")
     serve.add_argument(
         "--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info", help="uvicorn's"
     )
 
 
+def _check_model_path(model: str) -> None:
+    """Refuse a model file or folder that does not exist before listening (presets and hub ids load later)."""
+    looks_like_path = model.endswith(".gguf") or model.startswith(("/", "./", "../", "~"))
+    if looks_like_path and not Path(model).expanduser().exists():
+        raise CommandError(f"could not load model {model!r}: no such file or folder")
+
+
+def _access_log(level: str) -> None:
+    """Print each request's log line (with its request id) at uvicorn's level."""
+    from vaembed.connectors.serving.observability import ACCESS_LOGGER
+
+    logger = logging.getLogger(ACCESS_LOGGER)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s vaembed: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False
+
+
 def run_serve(args: argparse.Namespace) -> int:
-    """Load the model, then serve until interrupted."""
+    """Listen at once, load the model behind the server, then serve until interrupted."""
     try:
         import uvicorn
 
@@ -87,6 +127,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise CommandError(f'vaembed serve needs the serve extra: pip install "vaembed[serve]" ({error})') from None
     get_recipe(args.recipe)
     layers = parse_layers(args.layers) if args.layers is not None else None
+    _check_model_path(args.model)
     settings = ServerSettings(
         served_model_name=args.served_model_name or args.model,
         max_inputs=args.max_inputs,
@@ -98,24 +139,53 @@ def run_serve(args: argparse.Namespace) -> int:
         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         query_prompt=args.query_prompt,
         document_prompt=args.document_prompt,
+        max_queue_texts=args.max_queue,
+        max_queue_tokens=args.max_queue_tokens,
+        cors_origins=tuple(args.cors_origin),
     )
-    embedder = load_embedder(
-        args.model,
-        args.recipe,
-        layers,
-        device=args.device,
-        dtype=args.dtype,
-        max_length=args.max_length,
-        long_text=args.long_text,
-        postprocess=args.postprocess,
-    )
-    app = create_app(embedder, settings)  # refuses bad --query-prompt / --document-prompt before listening
-    embedder.encode(["warm-up"], batch_size=1)
+
+    def load() -> Any:
+        embedder = load_embedder(
+            args.model,
+            args.recipe,
+            layers,
+            device=args.device,
+            dtype=args.dtype,
+            max_length=args.max_length,
+            long_text=args.long_text,
+            postprocess=args.postprocess,
+        )
+        embedder.encode(["warm-up"], batch_size=1)
+        print(
+            f"vaembed serve: {settings.served_model_name} loaded ({embedder.recipe.name}, layers {embedder.layers}, "
+            f"dimension {embedder.dimension})",
+            file=sys.stderr,
+            flush=True,
+        )
+        return embedder
+
+    failures: list[BaseException] = []
+
+    def stop_on_failure(error: BaseException) -> None:
+        failures.append(error)
+        server.should_exit = True
+
+    app = create_app(load, settings, on_load_failure=stop_on_failure)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level))
+    _access_log(args.log_level)
     print(
-        f"vaembed serve: {settings.served_model_name} ({embedder.recipe.name}, layers {embedder.layers}, "
-        f"dimension {embedder.dimension}) on http://{args.host}:{args.port}/v1",
+        f"vaembed serve: listening on http://{args.host}:{args.port}/v1; loading {settings.served_model_name} "
+        "(GET /health says 'loading' until it is ready)",
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled once it has shut down
+        pass
+    if failures:
+        error = failures[0]
+        message = str(error) if isinstance(error, CommandError) else f"{type(error).__name__}: {error}"
+        print(f"vaembed serve: the model failed to load: {message}", file=sys.stderr, flush=True)
+        return 1
     return 0

@@ -87,7 +87,7 @@ class BackgroundServer:
 
 
 def wait_for_health(url: str, process: subprocess.Popen | None = None, timeout: float = 300.0) -> dict[str, Any]:
-    """Poll `{url}/health` until the server answers; return its JSON.
+    """Poll `{url}/health` until the server answers other than `"loading"`; return its JSON.
 
     Args:
         url: The server's root URL.
@@ -95,7 +95,7 @@ def wait_for_health(url: str, process: subprocess.Popen | None = None, timeout: 
         timeout: Seconds to wait.
 
     Raises:
-        RuntimeError: The process exited, or the server did not answer in time.
+        RuntimeError: The process exited, or the server was not loaded in time.
     """
     import httpx
 
@@ -105,7 +105,11 @@ def wait_for_health(url: str, process: subprocess.Popen | None = None, timeout: 
             output = process.stderr.read()[-2000:] if process.stderr else ""
             raise RuntimeError(f"the server exited with {process.returncode}: {output}")
         try:
-            return httpx.get(f"{url}/health", timeout=2).json()
+            health = httpx.get(f"{url}/health", timeout=2).json()
         except httpx.TransportError:
             time.sleep(0.5)
+            continue
+        if health.get("status") != "loading":
+            return health
+        time.sleep(0.5)
     raise RuntimeError(f"the server at {url} did not answer /health within {timeout} s")

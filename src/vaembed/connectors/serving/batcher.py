@@ -75,14 +75,23 @@ class DynamicBatcher:
         max_batch_texts: Most texts in one merged call; a job larger than this
             runs on its own.
         max_wait_s: How long the first job of a batch waits for companions.
+        on_batch: Called with (requests, texts) of each engine call made for a merged batch (metrics).
     """
 
-    def __init__(self, embed: EmbedFunction, *, max_batch_texts: int = 128, max_wait_s: float = 0.005) -> None:
+    def __init__(
+        self,
+        embed: EmbedFunction,
+        *,
+        max_batch_texts: int = 128,
+        max_wait_s: float = 0.005,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
         if isinstance(max_batch_texts, bool) or not isinstance(max_batch_texts, int) or max_batch_texts < 1:
             raise ValueError(f"max_batch_texts must be a positive int, not {max_batch_texts!r}")
         if not 0 <= max_wait_s <= 10:
             raise ValueError(f"max_wait_s must be in [0, 10] seconds, not {max_wait_s!r}")
         self._embed = embed
+        self._on_batch = on_batch
         self.max_batch_texts = max_batch_texts
         self.max_wait_s = max_wait_s
         self.stats = BatchStats()
@@ -215,6 +224,8 @@ class DynamicBatcher:
             total += job.count
         self.stats.batches += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(jobs))
+        if self._on_batch is not None:
+            self._on_batch(len(jobs), total)
         try:
             vectors = await asyncio.to_thread(self._embed, merged, total)
         except Exception as error:  # retried job by job below

@@ -7,19 +7,31 @@ model's dimension) and `user` (ignored). One field is added: `input_type`,
 `"query"` or `"document"` (the default), choosing the recipe's prompt role.
 Token-id inputs (lists of integers) are refused: they would be ids of
 another tokenizer. Other unknown fields are ignored, as clients add their own.
+A string holding a lone surrogate (a JSON escape such as `ud800` alone, not Unicode text) is
+refused naming its index, and so is a body nested too deeply to decode.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import numpy as np
+from pydantic import ValidationError
 
+from vaembed.connectors.serving.schema import EmbeddingRequestBody
 from vaembed.recipes.prompts import Role
 
-__all__ = ["EmbeddingRequest", "RequestError", "error_body", "parse_embedding_request", "embedding_response"]
+__all__ = [
+    "EmbeddingRequest",
+    "RequestError",
+    "decode_json",
+    "embedding_response",
+    "error_body",
+    "parse_embedding_request",
+]
 
 EncodingFormat = Literal["float", "base64"]
 ROLES: dict[str, Role] = {"query": "query", "document": "document"}
@@ -70,12 +82,40 @@ class EmbeddingRequest:
     role: Role
 
 
+def decode_json(raw: bytes) -> Any:
+    """Decode a request body as UTF-8 JSON.
+
+    Raises:
+        RequestError: 400 when the body is not UTF-8 JSON, holds a number
+            Python refuses to convert, or is nested too deeply to decode.
+    """
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise RequestError("the request body is not valid JSON: it is nested too deeply") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, integers over Python's digit limit
+        raise RequestError(f"the request body is not valid JSON: {error}") from None
+
+
+def _lone_surrogate(text: str, field: str) -> None:
+    """Refuse a string that is not Unicode text (a lone UTF-16 surrogate, which JSON can spell)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise RequestError(
+            f"'{field}' holds a lone surrogate (U+{ord(text[error.start]):04X} at character {error.start}), "
+            "which is not valid Unicode text; send UTF-8 text or escape surrogate pairs in full",
+            param=field.split("[")[0],
+        ) from None
+
+
 def _describe(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
 def _check_input(value: Any, max_inputs: int) -> tuple[list[str], bool]:
     if isinstance(value, str):
+        _lone_surrogate(value, "input")
         return [value], True
     if not isinstance(value, list):
         raise RequestError(f"'input' must be a string or a list of strings, not {_describe(value)}", param="input")
@@ -87,6 +127,7 @@ def _check_input(value: Any, max_inputs: int) -> tuple[list[str], bool]:
         )
     for index, item in enumerate(value):
         if isinstance(item, str):
+            _lone_surrogate(item, f"input[{index}]")
             continue
         if isinstance(item, (int, list)) and not isinstance(item, bool):
             raise RequestError(
@@ -111,6 +152,17 @@ def _choice(body: dict[str, Any], name: str, choices: tuple[str, ...], default: 
     return value
 
 
+def _validated(body: dict[str, Any]) -> EmbeddingRequestBody:
+    """The body as `EmbeddingRequestBody` (its declared fields; the checks above already passed)."""
+    known = {name: body[name] for name in EmbeddingRequestBody.model_fields if name in body}
+    try:
+        return EmbeddingRequestBody.model_validate(known)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise RequestError(f"'{field}': {first['msg']}", param=str(first["loc"][0]) if first["loc"] else None) from None
+
+
 def parse_embedding_request(body: Any, *, served_model: str, dimension: int, max_inputs: int) -> EmbeddingRequest:
     """Check a decoded JSON body against the protocol and this server's limits.
 
@@ -131,6 +183,7 @@ def parse_embedding_request(body: Any, *, served_model: str, dimension: int, max
     model = body.get("model")
     if not isinstance(model, str):
         raise RequestError(f"'model' is required and must be a string, not {_describe(model)}", param="model")
+    _lone_surrogate(model, "model")
     if model != served_model:
         raise RequestError(
             f"The model '{model}' does not exist; this server serves '{served_model}'",
@@ -150,6 +203,7 @@ def parse_embedding_request(body: Any, *, served_model: str, dimension: int, max
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise RequestError(f"'user' must be a string, not {_describe(user)}", param="user")
+    _validated(body)
     return EmbeddingRequest(texts, single, cast(EncodingFormat, encoding), ROLES[input_type])
 
 
