@@ -9,10 +9,18 @@ are sent by that many concurrent clients (base64 vectors, as the official
 OpenAI client asks for). Each response is checked against
 the engine's vectors; a mismatch or a non-200 status counts as an error.
 
+With `--max-queue N` the server admits at most N texts at a time and answers
+429 with `Retry-After` past it: an overload run (far more clients than the
+server can serve) then counts 429s apart from errors and timeouts, and its
+latencies are those of the accepted requests. The server's RSS is read after
+each level.
+
 The run is bounded: a fixed number of requests per level and `--time-limit`
 seconds in all, after which it stops and reports what it has.
 
     python benchmarks/serve_load.py --clients 1,16,64 --requests 256 --out benchmarks/results/serve_load.json
+    python benchmarks/serve_load.py --clients 64,256 --requests 512 --max-queue 32 \
+        --out benchmarks/results/serve_overload.json
 """
 
 from __future__ import annotations
@@ -65,26 +73,52 @@ def plan_requests(count: int, texts: list[str], max_texts: int, seed: int = 0) -
 
 
 async def run_level(
-    url: str, model: str, clients: int, requests: list[list[int]], texts: list[str], expected: np.ndarray
+    url: str,
+    model: str,
+    clients: int,
+    requests: list[list[int]],
+    texts: list[str],
+    expected: np.ndarray,
+    timeout: float = 600.0,
 ) -> dict[str, Any]:
-    """Send every request with `clients` concurrent clients; return the level's figures."""
+    """Send every request with `clients` concurrent clients; return the level's figures.
+
+    A 429 (the server's queue is full) is counted as rejected, not as an
+    error: a client behind a load balancer would go elsewhere. Latencies and
+    throughput are those of the accepted requests; a client timeout counts
+    apart from errors.
+    """
     queue: asyncio.Queue[list[int]] = asyncio.Queue()
     for request in requests:
         queue.put_nowait(request)
     latencies: list[float] = []
     errors: list[str] = []
+    rejected: list[float] = []  # Retry-After seconds of each 429
+    accepted_texts = 0
+    timeouts = 0
 
     async def client(session: httpx.AsyncClient) -> None:
+        nonlocal timeouts, accepted_texts
         while not queue.empty():
             chosen = queue.get_nowait()
             start = time.perf_counter()
             try:
                 body = {"model": model, "input": [texts[i] for i in chosen], "encoding_format": "base64"}
                 response = await session.post("/v1/embeddings", json=body)
+            except httpx.TimeoutException:
+                timeouts += 1
+                continue
             except httpx.HTTPError as error:
                 errors.append(f"{type(error).__name__}: {error}")
                 continue
+            if response.status_code == 429:
+                retry_after = response.headers.get("Retry-After", "")
+                if not retry_after.isdigit():
+                    errors.append(f"HTTP 429 without a Retry-After in whole seconds: {retry_after!r}")
+                rejected.append(float(retry_after or 0))
+                continue
             latencies.append(time.perf_counter() - start)
+            accepted_texts += len(chosen)
             if response.status_code != 200:
                 errors.append(f"HTTP {response.status_code}: {response.text[:200]}")
                 continue
@@ -96,18 +130,21 @@ async def run_level(
                 errors.append(f"vectors differ from the engine's for texts {chosen}")
 
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as session:
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as session:
         start, cpu_start = time.perf_counter(), time.process_time()
         await asyncio.gather(*(client(session) for _ in range(clients)))
         wall, client_cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    sent_texts = sum(len(r) for r in requests)
+    accepted = len(latencies)
     return {
         "clients": clients,
         "requests": len(requests),
-        "texts": sent_texts,
+        "accepted": accepted,
+        "rejected_429": len(rejected),
+        "max_retry_after_s": max(rejected, default=None),
+        "timeouts": timeouts,
         "seconds": wall,
-        "requests_per_s": len(requests) / wall,
-        "texts_per_s": sent_texts / wall,
+        "requests_per_s": accepted / wall,
+        "texts_per_s": accepted_texts / wall,
         "p50_ms": 1000 * statistics.median(latencies) if latencies else None,
         "p99_ms": 1000 * float(np.percentile(latencies, 99)) if latencies else None,
         "client_cpu_share": client_cpu / wall,
@@ -122,6 +159,8 @@ def _start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
     command += ["--long-text", "truncate"]
     if args.layers:
         command += ["--layers", args.layers]
+    if args.max_queue:
+        command += ["--max-queue", str(args.max_queue)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -136,6 +175,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--max-texts", type=int, default=4, help="most texts per request")
     parser.add_argument("--passages", type=int, default=2000, help="corpus size (paragraphs)")
     parser.add_argument("--max-batch-texts", type=int, default=128)
+    parser.add_argument("--max-queue", type=int, help="the server's --max-queue (texts); past it, 429s")
+    parser.add_argument("--timeout", type=float, default=600, help="client timeout per request, seconds")
     parser.add_argument("--time-limit", type=float, default=1800, help="seconds for the whole run")
     parser.add_argument("--out", help="write the figures as JSON here")
     args = parser.parse_args(argv)
@@ -171,13 +212,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if remaining <= 0:
                 levels.append({"clients": clients, "skipped": "time limit reached"})
                 continue
-            coroutine = run_level(url, health["model"], clients, requests, corpus, expected)
+            coroutine = run_level(url, health["model"], clients, requests, corpus, expected, args.timeout)
             try:
                 level = asyncio.run(asyncio.wait_for(coroutine, remaining))
             except TimeoutError:
                 levels.append({"clients": clients, "skipped": "time limit reached mid-level"})
                 continue
             level["ratio_to_engine"] = level["texts_per_s"] / engine["texts_per_s"]
+            level["server_rss_mib_after"] = _memory_kib(server.pid, "VmRSS") / 1024
             levels.append(level)
         batching = httpx.get(f"{url}/health", timeout=5).json()["batching"]
         peak_rss_mib = _memory_kib(server.pid, "VmHWM") / 1024
@@ -190,6 +232,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "recipe": args.recipe,
         "layers": health["layers"],
         "machine": f"{os.cpu_count()} CPU cores",
+        "max_queue_texts": args.max_queue,
         "engine": engine,
         "levels": levels,
         "server_batching": batching,
@@ -200,16 +243,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"engine, one process, one encode call: {engine['texts']} texts ({engine['tokens']} tokens) "
         f"in {engine_seconds:.1f} s = {engine['texts_per_s']:.1f} texts/s"
     )
-    print("| clients | requests/s | texts/s | vs engine | p50 ms | p99 ms | errors | client CPU (cores) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| clients | requests/s | texts/s | vs engine | p50 ms | p99 ms | 429s | timeouts | errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for level in levels:
-        if "skipped" in level:
-            print(f"| {level['clients']} | {level['skipped']} | | | | | | |")
+        if "skipped" in level or not level["accepted"]:
+            print(f"| {level['clients']} | {level.get('skipped', 'nothing accepted')} | | | | | | | |")
             continue
         print(
             f"| {level['clients']} | {level['requests_per_s']:.2f} | {level['texts_per_s']:.1f} | "
-            f"{level['ratio_to_engine']:.2f}x | {level['p50_ms']:.0f} | {level['p99_ms']:.0f} | {level['errors']} | "
-            f"{level['client_cpu_share']:.2f} |"
+            f"{level['ratio_to_engine']:.2f}x | {level['p50_ms']:.0f} | {level['p99_ms']:.0f} | "
+            f"{level['rejected_429']} | {level['timeouts']} | {level['errors']} |"
         )
     print(f"server peak RSS {peak_rss_mib:.0f} MiB; batching {batching}")
     if args.out:

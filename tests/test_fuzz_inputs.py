@@ -114,3 +114,11 @@ def test_llama_index_embedding(engine, batch):
     _check(embedding.get_text_embedding_batch, batch, engine.long_text, engine)
     for text in batch[:2]:
         _check(lambda b: [embedding.get_query_embedding(b[0])], [text], engine.long_text, engine, True)
+
+
+def test_each_special_piece_alone_embeds_to_a_unit_vector(engine):
+    """Every valid special piece (pad, BOS and EOS strings included) embeds on its own like any text."""
+    valid = [piece for piece in SPECIAL if not _bad(piece, engine.long_text, engine)]
+    out = engine.encode(valid)
+    assert len(valid) >= 28
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)

@@ -38,3 +38,15 @@ def test_a_small_load_test_has_no_errors_and_matching_vectors(real_embedder, tmp
         assert level["requests"] == 16 and level["texts_per_s"] > 0
     assert result["server_batching"]["largest_batch"] > 1
     assert result["server_peak_rss_mib"] > 100
+
+
+@pytest.mark.real_model
+def test_an_overload_run_gets_429s_with_retry_after_and_no_timeouts(real_embedder, tmp_path):
+    argv = ["--clients", "24", "--requests", "24", "--passages", "48", "--max-texts", "3", "--max-queue", "4"]
+    argv += ["--timeout", "60", "--out", str(tmp_path / "overload.json")]
+    (level,) = load_script().main(argv)["levels"]
+    assert level["errors"] == 0, level["first_errors"]
+    assert level["timeouts"] == 0
+    assert level["rejected_429"] > 0 and level["accepted"] > 0
+    assert level["rejected_429"] + level["accepted"] == 24
+    assert level["max_retry_after_s"] >= 1

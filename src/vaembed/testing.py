@@ -124,11 +124,21 @@ def build_config(family: str) -> Any:
 
 
 def build_model(family: str, seed: int = 0) -> torch.nn.Module:
-    """A tiny random base model of `family` in eval mode (seeded, so reproducible)."""
+    """A tiny random base model of `family` in eval mode (seeded, so reproducible).
+
+    Random initialisation zeroes the padding token's embedding row; a pretrained
+    checkpoint has no all-zero row (a text that is just the pad token's string
+    embeds like any other), so that row is drawn like the others.
+    """
     from transformers import AutoModel
 
     torch.manual_seed(seed)
-    model = AutoModel.from_config(build_config(family), dtype=torch.float32)
+    config = build_config(family)
+    model = AutoModel.from_config(config, dtype=torch.float32)
+    if config.pad_token_id is not None:
+        with torch.no_grad():
+            table = model.get_input_embeddings().weight
+            table[config.pad_token_id].normal_(0.0, config.initializer_range)
     model.eval()
     return model
 
