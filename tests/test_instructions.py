@@ -42,8 +42,8 @@ def test_pooling_still_covers_only_the_text(tiny_llama):
 
 def test_encode_with_prompt_equals_a_recipe_with_that_template(tiny_llama):
     model, tokenizer = tiny_llama
-    embedder = Embedder(model, tokenizer, "hs-mean")
-    custom = dataclasses.replace(PRESET_RECIPES["hs-mean"], prompt=Prompt("search: {text}"))
+    embedder = Embedder(model, tokenizer, "hs-mean", postprocess="none")  # raw: the prompt alone decides
+    custom = dataclasses.replace(PRESET_RECIPES["hs-mean"], prompt=Prompt("search: {text}"), postprocess="none")
     expected = Embedder(model, tokenizer, custom).encode(TEXTS)
     assert np.array_equal(embedder.encode(TEXTS, prompt="search: "), expected)
     assert np.array_equal(embedder.encode_query(TEXTS, prompt="search: {text}"), expected)

@@ -45,7 +45,7 @@ def test_error_policy_names_the_text_and_its_length(tiny_llama):
 
 def test_chunk_is_the_token_weighted_mean_of_its_windows(tiny_llama):
     model, tokenizer = tiny_llama
-    embedder = Embedder(model, tokenizer, "echo", max_length=64, long_text="chunk")
+    embedder = Embedder(model, tokenizer, "echo", max_length=64, long_text="chunk", postprocess="none")
     sequences, shortened = embedder.text_tokenizer.encode([LONG], embedder.recipe.prompt, "document", "chunk")
     assert shortened == 1 and len(sequences) > 2
     assert all(len(s.ids) <= 64 for s in sequences)
@@ -64,7 +64,7 @@ def test_chunk_is_the_token_weighted_mean_of_its_windows(tiny_llama):
 
 def test_chunk_without_normalisation_weights_raw_vectors(tiny_llama):
     model, tokenizer = tiny_llama
-    embedder = Embedder(model, tokenizer, "va", max_length=40, long_text="chunk")
+    embedder = Embedder(model, tokenizer, "va", max_length=40, long_text="chunk", postprocess="none")
     sequences, _ = embedder.text_tokenizer.encode([LONG], embedder.recipe.prompt, "document", "chunk")
     parts = torch.stack([embedder.run_pass([s]).result()[0] for s in sequences])
     weights = torch.tensor([float(s.weight) for s in sequences]).unsqueeze(1)

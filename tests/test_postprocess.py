@@ -35,7 +35,7 @@ def fresh_cache(tmp_path, monkeypatch):
 def plain(tiny_llama):
     model, tokenizer = tiny_llama
     torch.set_num_threads(1)
-    return Embedder(model, tokenizer, "va", layers=[2, 3])
+    return Embedder(model, tokenizer, "va", layers=[2, 3], postprocess="none")
 
 
 def corpus_vectors(embedder: Embedder) -> np.ndarray:
@@ -67,17 +67,20 @@ def test_statistics_are_the_corpus_mean_and_std_and_the_transform_applies_them(p
 
 
 def test_statistics_are_computed_once_then_read_from_the_cache(plain, fresh_cache):
+    before = plain.forward_passes
     first = plain.with_recipe(plain.recipe, postprocess="center")
     path = statistics_path(
         model_identity(plain.runner), recipe_key(first.plan.recipe), bundled_corpus().describe()["sha256"], 128
     )
+    assert plain.forward_passes == before and not path.exists()  # making an embedder runs nothing
+    first.encode(TEXTS[:1])  # the first use computes and saves them
     assert path.is_file() and path.parent == fresh_cache / "statistics"
     json.loads(path.read_text())  # JSON, never a pickle
     before = plain.forward_passes
     again = plain.with_recipe(plain.recipe, postprocess="standardize")  # the same statistics, read back
     assert plain.forward_passes == before and again.statistics == first.statistics
     other_layers = plain.with_recipe(plain.recipe, layers=[1], postprocess="center")
-    assert plain.forward_passes > before and other_layers.statistics.recipe != first.statistics.recipe
+    assert other_layers.statistics.recipe != first.statistics.recipe and plain.forward_passes > before
 
 
 def test_a_bad_cached_file_is_recomputed_with_a_warning_and_never_used(plain):
@@ -85,6 +88,7 @@ def test_a_bad_cached_file_is_recomputed_with_a_warning_and_never_used(plain):
     path = statistics_path(
         model_identity(plain.runner), recipe_key(first.plan.recipe), bundled_corpus().describe()["sha256"], 128
     )
+    assert first.statistics is not None and path.is_file()
     path.write_text("{ not json")
     with pytest.warns(UserWarning, match="recomputing"):
         again = obtain_statistics(plain.runner, first.plan.recipe)
@@ -117,6 +121,23 @@ def test_user_statistics_replace_the_corpus_ones(plain):
     np.testing.assert_allclose(mine.mean, vectors.mean(axis=0), atol=1e-5)
     with pytest.raises(ValueError, match="at least 3 distinct texts"):
         embedder.fit_postprocess(["a", "a"])
+    assert embedder.statistics is mine  # a refused fit changes nothing
+    with pytest.raises(ValueError, match="needs a mode"):
+        plain.fit_postprocess(TEXTS)
+    assert plain.recipe.postprocess == "none" and plain.statistics is None
+
+
+def test_threads_embedding_at_once_compute_the_statistics_once(plain, fresh_cache):
+    from concurrent.futures import ThreadPoolExecutor
+
+    centred = plain.with_recipe(plain.recipe, postprocess="center")
+    alone = plain.with_recipe(plain.recipe, postprocess="center").encode(TEXTS)
+    before = plain.forward_passes
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: centred.encode(TEXTS), range(4)))
+    for result in results:
+        np.testing.assert_array_equal(result, alone)
+    assert plain.forward_passes == before + 4  # the statistics were read from the cache: one pass per call
 
 
 def test_bad_modes_are_named(plain):

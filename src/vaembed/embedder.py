@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -13,7 +13,8 @@ import torch
 from vaembed.calibration.auto import ProfileSource, auto_layers, obtain_profile
 from vaembed.calibration.profile import CalibrationProfile, default_profile_path
 from vaembed.calibration.run import calibrate
-from vaembed.calibration.statistics import EmbeddingStatistics, compute_statistics, obtain_statistics
+from vaembed.calibration.statistics import EmbeddingStatistics
+from vaembed.calibration.statistics_slot import StatisticsSlot
 from vaembed.engine.attention import SUPPORTED_MODEL_TYPES
 from vaembed.engine.batching import check_texts, combine_chunks
 from vaembed.engine.forward_pass import PassPlan, PlanReader
@@ -22,7 +23,7 @@ from vaembed.engine.tokenization import LONG_TEXT_POLICIES, LongTextPolicy, Padd
 from vaembed.models.registry import DEFAULT_MODEL
 from vaembed.models.shared import LoadedModel, load_model
 from vaembed.recipes.layers import LayerSpec
-from vaembed.recipes.postprocess import PostProcess, Transform
+from vaembed.recipes.postprocess import PostProcess
 from vaembed.recipes.presets import DEFAULT_RECIPE, get_recipe
 from vaembed.recipes.prompts import ROLES, Prompt, Role
 from vaembed.recipes.recipe import Recipe
@@ -101,11 +102,12 @@ class Embedder:
                 self.calibration_profile = obtain_profile(self.runner, self.calibration_source)
             auto = auto_layers(self.calibration_profile, self.recipe)
         self.plan = PassPlan(self.recipe.resolve(self.num_layers, auto), self.num_layers)
-        self.statistics: EmbeddingStatistics | None = None
-        self.transform: Transform | None = None
-        if self.recipe.postprocess != "none":
-            self.statistics = obtain_statistics(self.runner, self.plan.recipe)
-            self.transform = self.statistics.transform(self.recipe.postprocess)
+        self.postprocessing = StatisticsSlot(self.runner, self.plan.recipe, self.recipe.postprocess)
+
+    @property
+    def statistics(self) -> EmbeddingStatistics | None:
+        """The post-processing statistics (None for `postprocess="none"`), obtained on first use."""
+        return self.postprocessing.statistics
 
     @classmethod
     def from_pretrained(
@@ -194,10 +196,10 @@ class Embedder:
         Raises:
             ValueError: Fewer than 3 distinct texts, or no post-processing mode.
         """
-        self.recipe = self.recipe.with_postprocess(mode) if mode is not None else self.recipe
-        statistics = compute_statistics(self.runner, self.plan.recipe, texts, max_tokens=max_tokens)
-        self.statistics, self.transform = statistics, statistics.transform(self.recipe.postprocess)
-        return statistics
+        recipe = self.recipe.with_postprocess(mode) if mode is not None else self.recipe
+        self.postprocessing = self.postprocessing.fitted(texts, recipe.postprocess, max_tokens=max_tokens)
+        self.recipe = recipe
+        return cast(EmbeddingStatistics, self.postprocessing.statistics)
 
     def calibrate(
         self,
@@ -369,7 +371,8 @@ class Embedder:
         (readings,) = self.runner.read(
             sequences, [self.plan], batch_size=batch_size, show_progress_bar=show_progress_bar
         )
-        vectors = self.transform(readings.vectors) if self.transform is not None else readings.vectors
+        transform = self.postprocessing.transform
+        vectors = transform(readings.vectors) if transform is not None else readings.vectors
         return combine_chunks(sequences, vectors, count, normalize)
 
     def run_pass(self, sequences: list[TokenSequence], plan: PassPlan | None = None) -> PlanReader:

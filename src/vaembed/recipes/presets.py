@@ -1,16 +1,21 @@
 """The named methods of METHODS.md as recipes, and the default recipe.
 
-| preset | prompt | intervention | readout | layers |
-|---|---|---|---|---|
-| `hs-mean` | none | none | hidden_mean | final |
-| `hs-last` | none | none | hidden_last | final |
-| `prompteol` | prompteol | none | hidden_last | final |
-| `echo` | echo | none | hidden_mean (2nd copy) | final |
-| `token-prepending` | prompteol + placeholder | token prepending (early layers) | hidden_last | final |
-| `va` | none | none | value_mean | fallback |
-| `wva` | none | none | value_weighted | fallback |
-| `aligned-wva` | prompteol | none | attention_last | fallback |
-| `kv` | compress | KV reroute (auto, bias 1.0) | hidden_hybrid | final |
+| preset | prompt | intervention | readout | layers | post-processing |
+|---|---|---|---|---|---|
+| `hs-mean` | none | none | hidden_mean | final | standardize |
+| `hs-last` | none | none | hidden_last | final | standardize |
+| `prompteol` | prompteol | none | hidden_last | final | standardize |
+| `echo` | echo | none | hidden_mean (2nd copy) | final | standardize |
+| `token-prepending` | prompteol + placeholder | token prepending (early layers) | hidden_last | final | standardize |
+| `va` | none | none | value_mean | fallback | standardize |
+| `wva` | none | none | value_weighted | fallback | standardize |
+| `aligned-wva` | prompteol | none | attention_last | fallback | center |
+| `kv` | compress | KV reroute (auto, bias 1.0) | hidden_hybrid | final | standardize |
+
+Each preset's post-processing is the benchmarks' choice
+(`benchmarks.report_retrieval.choose_postprocess` on the committed results;
+`tests/test_presets_follow_benchmarks.py` checks it). `postprocess="none"`
+gives the methods' raw vectors.
 """
 
 from __future__ import annotations
@@ -27,17 +32,33 @@ DEFAULT_RECIPE = "va"
 """The recipe used when none is named (best mean over tasks and models: benchmarks/README.md)."""
 
 PRESET_RECIPES: dict[str, Recipe] = {
-    "hs-mean": Recipe(PROMPTS["none"], READOUTS["hidden_mean"], "final", name="hs-mean"),
-    "hs-last": Recipe(PROMPTS["none"], READOUTS["hidden_last"], "final", name="hs-last"),
-    "prompteol": Recipe(PROMPTS["prompteol"], READOUTS["hidden_last"], "final", name="prompteol"),
-    "echo": Recipe(PROMPTS["echo"], READOUTS["hidden_mean"], "final", name="echo"),
-    "token-prepending": Recipe(
-        PROMPTS["token-prepending"], READOUTS["hidden_last"], "final", TokenPrepending(), name="token-prepending"
+    "hs-mean": Recipe(PROMPTS["none"], READOUTS["hidden_mean"], "final", name="hs-mean", postprocess="standardize"),
+    "hs-last": Recipe(PROMPTS["none"], READOUTS["hidden_last"], "final", name="hs-last", postprocess="standardize"),
+    "prompteol": Recipe(
+        PROMPTS["prompteol"], READOUTS["hidden_last"], "final", name="prompteol", postprocess="standardize"
     ),
-    "va": Recipe(PROMPTS["none"], READOUTS["value_mean"], "fallback", name="va"),
-    "wva": Recipe(PROMPTS["none"], READOUTS["value_weighted"], "fallback", name="wva"),
-    "aligned-wva": Recipe(PROMPTS["prompteol"], READOUTS["attention_last"], "fallback", name="aligned-wva"),
-    "kv": Recipe(PROMPTS["compress"], READOUTS["hidden_hybrid"], "final", KVReroute(layers=AUTO), name="kv"),
+    "echo": Recipe(PROMPTS["echo"], READOUTS["hidden_mean"], "final", name="echo", postprocess="standardize"),
+    "token-prepending": Recipe(
+        PROMPTS["token-prepending"],
+        READOUTS["hidden_last"],
+        "final",
+        TokenPrepending(),
+        name="token-prepending",
+        postprocess="standardize",
+    ),
+    "va": Recipe(PROMPTS["none"], READOUTS["value_mean"], "fallback", name="va", postprocess="standardize"),
+    "wva": Recipe(PROMPTS["none"], READOUTS["value_weighted"], "fallback", name="wva", postprocess="standardize"),
+    "aligned-wva": Recipe(
+        PROMPTS["prompteol"], READOUTS["attention_last"], "fallback", name="aligned-wva", postprocess="center"
+    ),
+    "kv": Recipe(
+        PROMPTS["compress"],
+        READOUTS["hidden_hybrid"],
+        "final",
+        KVReroute(layers=AUTO),
+        name="kv",
+        postprocess="standardize",
+    ),
 }
 
 #: Presets whose layer set calibration can choose (`layers="auto"`); the profile

@@ -1,0 +1,66 @@
+"""The post-processing an embedder applies, with its statistics obtained on first use.
+
+An `Embedder` holds one `StatisticsSlot` per recipe. Making an embedder (or
+`with_recipe`) runs nothing: the bundled-corpus statistics are read from the
+cache, or computed once, the first time a vector is post-processed (or the
+statistics are asked for). `fit` replaces them with statistics of the user's
+own texts. Threads that embed at once compute them once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from vaembed.calibration.statistics import EmbeddingStatistics, compute_statistics, obtain_statistics
+from vaembed.engine.runner import Runner
+from vaembed.recipes.postprocess import PostProcess, Transform, check_postprocess
+from vaembed.recipes.recipe import ResolvedRecipe
+
+__all__ = ["StatisticsSlot"]
+
+
+class StatisticsSlot:
+    """The statistics and transform of one (runner, resolved recipe, mode), obtained lazily.
+
+    Args:
+        runner: The model's batch runner.
+        recipe: The resolved recipe whose raw vectors are post-processed.
+        mode: `"none"`, `"center"` or `"standardize"`.
+    """
+
+    def __init__(self, runner: Runner, recipe: ResolvedRecipe, mode: PostProcess) -> None:
+        self.runner, self.recipe, self.mode = runner, recipe, check_postprocess(mode)
+        self._lock = threading.Lock()
+        self._statistics: EmbeddingStatistics | None = None
+        self._transform: Transform | None = None
+
+    @property
+    def statistics(self) -> EmbeddingStatistics | None:
+        """The statistics (None for `"none"`): from the cache, or computed once, on first use."""
+        if self._statistics is None and self.mode != "none":
+            with self._lock:
+                if self._statistics is None:
+                    statistics = obtain_statistics(self.runner, self.recipe)
+                    self._transform = statistics.transform(self.mode)
+                    self._statistics = statistics
+        return self._statistics
+
+    @property
+    def transform(self) -> Transform | None:
+        """The transform applied before normalisation (None for `"none"`)."""
+        return self._transform if self.statistics is not None else None
+
+    def fitted(self, texts: Iterable[str], mode: PostProcess, *, max_tokens: int) -> StatisticsSlot:
+        """A slot holding statistics of `texts` instead of the bundled corpus (this one is unchanged).
+
+        Raises:
+            ValueError: `mode` is `"none"`, or fewer than 3 distinct texts.
+            TypeError: A text is not a str.
+        """
+        if check_postprocess(mode) == "none":
+            raise ValueError("fit_postprocess needs a mode: pass mode='center' or 'standardize'")
+        statistics = compute_statistics(self.runner, self.recipe, texts, max_tokens=max_tokens)
+        slot = StatisticsSlot(self.runner, self.recipe, mode)
+        slot._statistics, slot._transform = statistics, statistics.transform(mode)
+        return slot
