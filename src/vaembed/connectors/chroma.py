@@ -19,8 +19,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
-from chromadb.utils.embedding_functions import register_embedding_function
+
+from vaembed.connectors.extras import missing_extra
+
+try:
+    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
+    from chromadb.utils.embedding_functions import register_embedding_function
+except ImportError as error:
+    raise missing_extra("chroma", "The Chroma embedding function", error) from error
 
 from vaembed.connectors.options import ModelOptions, check_call_options, options_of
 from vaembed.connectors.portable import local_model, portable_model, portable_model_kwargs

@@ -18,15 +18,20 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from vaembed.connectors.extras import missing_extra
 from vaembed.connectors.options import ModelOptions
 from vaembed.recipes.prompts import Role
 
-if TYPE_CHECKING:
+try:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     import ray.data
+except ImportError as error:
+    raise missing_extra("ray", "Ray Data batch embedding", error) from error
 
 __all__ = ["EmbedBatch", "embed_dataset", "write_embeddings", "read_embeddings", "load_into_chroma"]
 
@@ -165,8 +170,6 @@ def _with_own_context(dataset: ray.data.Dataset) -> ray.data.Dataset:
 
 
 def _as_arrow_batch(batch: dict[str, np.ndarray], id_column: str, embedding_column: str, keep: tuple[str, ...]) -> Any:
-    import pyarrow as pa
-
     for name in (id_column, embedding_column):
         if name not in batch:
             raise KeyError(f"no column {name!r} in the dataset; its columns are {sorted(batch)}")
@@ -212,8 +215,6 @@ def read_embeddings(
     Yields:
         `(ids, vectors (rows, dimension) float32, other columns by name)` per file.
     """
-    import pyarrow.parquet as pq
-
     files = sorted(Path(path).glob("*.parquet")) if Path(path).is_dir() else [Path(path)]
     if not files:
         raise FileNotFoundError(f"no .parquet files in {os.fspath(path)!r}")
