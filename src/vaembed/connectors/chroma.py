@@ -5,6 +5,13 @@ name `"vaembed"`, so a persisted collection reopens with the same settings:
 Chroma stores `get_config()` with the collection and rebuilds the function
 from it. The stored config names the concrete layers, not `"auto"`, so a later
 recalibration can never mix two embedding spaces in one collection.
+
+The config reopens on another machine: it keeps everything that changes the
+vectors (model, recipe, layers, post-processing, lengths, prompts, dtype,
+`trust_remote_code`, the weight-changing `model_kwargs`) and nothing local to
+one machine: no device (each process picks its own), and no path of vaembed's
+or Hugging Face's cache (a converted preset is stored by its name, a hub
+snapshot by its hub id and revision; see `vaembed.connectors.portable`).
 """
 
 from __future__ import annotations
@@ -12,10 +19,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
-from chromadb.utils.embedding_functions import register_embedding_function
+
+from vaembed.connectors.extras import missing_extra
+
+try:
+    from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
+    from chromadb.utils.embedding_functions import register_embedding_function
+except ImportError as error:
+    raise missing_extra("chroma", "The Chroma embedding function", error) from error
 
 from vaembed.connectors.options import ModelOptions, check_call_options, options_of
+from vaembed.connectors.portable import local_model, portable_model, portable_model_kwargs
 from vaembed.embedder import Embedder
 from vaembed.engine.tokenization import LongTextPolicy
 from vaembed.recipes.layers import LayerSpec
@@ -126,12 +140,13 @@ class VAEmbeddingFunction(EmbeddingFunction[Documents]):
         return ["cosine", "ip", "l2"]
 
     def get_config(self) -> dict[str, Any]:
-        """Settings that rebuild this function, with concrete layers."""
+        """Settings that rebuild this function on any machine, with concrete layers (no device, no cache path)."""
+        options = options_of(self.embedder)
+        options["model"], revision = portable_model(options["model"])
         return {
-            **options_of(self.embedder),
-            "device": self.device,
+            **options,
             "dtype": self.dtype,
-            "model_kwargs": self.model_kwargs,
+            "model_kwargs": portable_model_kwargs(self.model_kwargs, revision),
             "trust_remote_code": self.trust_remote_code,
             "batch_size": self.batch_size,
             "normalize": self.normalize,
@@ -141,9 +156,15 @@ class VAEmbeddingFunction(EmbeddingFunction[Documents]):
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> VAEmbeddingFunction:
-        """Rebuild a function from `get_config()`'s output."""
+        """Rebuild a function from `get_config()`'s output, on this machine's device and cache.
+
+        A `device` in configs stored by earlier versions is ignored: the
+        device is this process's choice (CUDA when available, else CPU).
+        """
         VAEmbeddingFunction.validate_config(config)
-        return VAEmbeddingFunction(**config)
+        options = {key: value for key, value in config.items() if key != "device"}
+        options["model"] = local_model(options["model"])
+        return VAEmbeddingFunction(**options)
 
     @staticmethod
     def validate_config(config: dict[str, Any]) -> None:

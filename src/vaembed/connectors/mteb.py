@@ -23,17 +23,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from vaembed.connectors.extras import require
 from vaembed.embedder import Embedder
 
 __all__ = ["MTEBEncoder"]
 
 
 def _mteb() -> Any:
-    try:
-        import mteb
-    except ImportError as err:
-        raise ImportError('The mteb adapter needs mteb: pip install "vaembed[mteb]"') from err
-    return mteb
+    return require("mteb", "The mteb adapter", "mteb")
 
 
 class MTEBEncoder:

@@ -3,32 +3,44 @@
 Needs the `ray` extra (`pip install "vaembed[ray]"`). A corpus too large for
 one process becomes a Ray Dataset of rows with a text column; `embed_dataset`
 adds an embedding column with `map_batches` over `EmbedBatch`, a callable
-class whose actors each load the model once and embed batch after batch.
-The same code runs on a laptop (`ray.init(num_cpus=2)`) and on a cluster
-(`ray.init(address="auto")`, `num_gpus=1` per actor). `write_embeddings`
-stores ids and vectors as Parquet (a `fixed_size_list<float32>` column that
-any Arrow reader understands) and `load_into_chroma` fills a collection.
+class whose actors (a `ray.data.ActorPoolStrategy` pool) each load the model
+once and embed batch after batch. The same code runs on a laptop
+(`ray.init(num_cpus=2)`) and on a cluster (`ray.init(address="auto")`,
+`num_gpus=1` per actor). `write_embeddings` stores ids, vectors and the other
+columns as Parquet (the vectors as a `fixed_size_list<float32>` column that
+any Arrow reader understands) and `load_into_chroma` fills a collection with
+vectors, texts and metadata (see `vaembed.connectors.ray_store`).
 
-Every actor gets exactly the vectors one process would compute: a text's
-embedding does not depend on which other texts share its batch.
+Rows keep every other column exactly as they were (batches are Arrow tables,
+so types, nulls and nested values go through untouched). Every actor gets the
+vectors one process would compute with `Embedder.encode` and the same role,
+prompt and post-processing: a text's embedding does not depend on which other
+texts share its batch.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from vaembed.connectors.options import ModelOptions
-from vaembed.recipes.prompts import Role
+from vaembed.connectors.extras import missing_extra
+from vaembed.connectors.options import ModelOptions, check_call_options
+from vaembed.recipes.postprocess import PostProcess
+from vaembed.recipes.prompts import ROLES, Role
 
-if TYPE_CHECKING:
+try:
+    import pyarrow as pa
     import ray.data
+    from ray.data.extensions import ArrowTensorArray
+except ImportError as error:
+    raise missing_extra("ray", "Ray Data batch embedding", error) from error
+
+from vaembed.connectors.ray_store import load_into_chroma, read_embeddings, write_embeddings
 
 __all__ = ["EmbedBatch", "embed_dataset", "write_embeddings", "read_embeddings", "load_into_chroma"]
+
+_MODEL_OPTIONS = ("max_length", "long_text", "device", "dtype", "model_kwargs", "trust_remote_code")
 
 
 class EmbedBatch:
@@ -37,10 +49,12 @@ class EmbedBatch:
     Args:
         options: Which model and recipe to load (see `vaembed.connectors.options.ModelOptions`).
         role: `"document"` or `"query"`.
+        prompt: An instruction for every text (as `Embedder.encode`'s `prompt`), or None.
         batch_size: Most sequences per forward pass.
         normalize: L2-normalise the vectors.
         text_column: The column holding the texts.
-        embedding_column: The column the vectors go to, shape `(rows, dimension)`.
+        embedding_column: The column the vectors go to (a Ray tensor column: a
+            `(dimension,)` float32 array per row, `(rows, dimension)` in numpy batches).
     """
 
     def __init__(
@@ -48,6 +62,7 @@ class EmbedBatch:
         options: ModelOptions,
         *,
         role: Role = "document",
+        prompt: str | None = None,
         batch_size: int = 32,
         normalize: bool = True,
         text_column: str = "text",
@@ -55,23 +70,46 @@ class EmbedBatch:
     ) -> None:
         self.embedder = options.build()
         self.role: Role = role
+        self.prompt = prompt
         self.batch_size = batch_size
         self.normalize = normalize
         self.text_column = text_column
         self.embedding_column = embedding_column
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Return the batch with its embedding column added.
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        """Return the batch (an Arrow table) with its embedding column appended.
 
         Raises:
             KeyError: The text column is missing (the columns present are named).
-            TypeError: A row's text is not a string.
+            ValueError: The embedding column exists already.
+            TypeError: A row's text is not a string (its index in the batch is named).
         """
-        if self.text_column not in batch:
-            raise KeyError(f"no column {self.text_column!r} in the dataset; its columns are {sorted(batch)}")
-        texts = batch[self.text_column].tolist()
-        vectors = self.embedder.encode(texts, role=self.role, batch_size=self.batch_size, normalize=self.normalize)
-        return {**batch, self.embedding_column: np.asarray(vectors, dtype=np.float32)}
+        columns = batch.column_names
+        if self.text_column not in columns:
+            raise KeyError(f"no column {self.text_column!r} in the dataset; its columns are {sorted(columns)}")
+        if self.embedding_column in columns:
+            raise ValueError(
+                f"the dataset already has a column {self.embedding_column!r}; choose another embedding_column"
+            )
+        texts = batch.column(self.text_column).to_pylist()
+        vectors = self.embedder.encode(
+            texts,
+            role=self.role,
+            prompt=self.prompt,
+            batch_size=self.batch_size,
+            normalize=self.normalize,
+            show_progress_bar=False,
+        )
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.embedder.dimension)
+        return batch.append_column(self.embedding_column, ArrowTensorArray.from_numpy(vectors))
+
+
+def _actor_pool(concurrency: int | tuple[int, int]) -> ray.data.ActorPoolStrategy:
+    """A fixed pool of `concurrency` actors, or an autoscaling `(min, max)` one."""
+    if isinstance(concurrency, tuple):
+        low, high = concurrency
+        return ray.data.ActorPoolStrategy(min_size=low, max_size=high)
+    return ray.data.ActorPoolStrategy(size=concurrency)
 
 
 def embed_dataset(
@@ -80,7 +118,10 @@ def embed_dataset(
     model: str | None = None,
     recipe: str | None = None,
     layers: Any = None,
+    postprocess: PostProcess | None = None,
     role: Role = "document",
+    query_prompt: str | None = None,
+    document_prompt: str | None = None,
     text_column: str = "text",
     embedding_column: str = "embedding",
     concurrency: int | tuple[int, int] = 1,
@@ -95,157 +136,66 @@ def embed_dataset(
     """Add an embedding column to a Ray Dataset of texts (lazily, like every Ray Data step).
 
     Args:
-        dataset: Rows with a text column (and any others, kept as they are).
+        dataset: Rows with a text column; every other column is kept as it is.
         model: A preset, `.gguf` file, model folder or hub id, reachable from every
             worker (default `$VAEMBED_MODEL`, else the default preset).
         recipe: A preset recipe (default `"va"`).
         layers: The recipe's layer set (default its own).
-        role: `"document"` or `"query"`.
+        postprocess: `"center"`, `"standardize"` or `"none"` (default the recipe's own).
+        role: `"document"` or `"query"`: which of the recipe's templates, and
+            which of the two prompts below, the texts get.
+        query_prompt: Instruction for `role="query"`, as the LangChain, LlamaIndex
+            and Chroma adapters take it: a template holding `{text}`, or a prefix.
+        document_prompt: Instruction for `role="document"`.
         text_column: The column holding the texts.
-        embedding_column: The column added.
-        concurrency: Actors (engines) to run, or a `(min, max)` autoscaling range.
+        embedding_column: The column added (it must not exist yet).
+        concurrency: Actors (engines) to run, or a `(min, max)` autoscaling range
+            (a `ray.data.ActorPoolStrategy`).
         num_gpus: GPUs per actor; above 0 the engine runs on CUDA unless `device` says otherwise.
         num_cpus: CPUs per actor (Ray's default 1 when None).
         rows_per_batch: Rows handed to an actor per call.
         batch_size: Most sequences per forward pass inside a call.
         normalize: L2-normalise the vectors.
         preserve_order: Keep the input's row order in the output. Ray Data
-            reads this from a dataset's `DataContext`, which a transformation
-            shares with the dataset it came from; so the returned dataset gets
-            its own copy of that context with `execution_options.preserve_order`
-            set, which the datasets derived from it (e.g. `write_embeddings`)
-            inherit. `dataset`'s context, the global `DataContext` and any
-            other dataset are left as they were. With False, the output
-            follows `dataset`'s context (Ray's default: whatever order
-            batches finish in).
-        **options: More `ModelOptions` (`postprocess`, `max_length`, `long_text`, `device`, `dtype`,
-            `model_kwargs`).
+            reads the order from a pipeline's `DataContext`, which every dataset
+            derived from one source shares; so True sets
+            `execution_options.preserve_order` on `dataset.context` (the input's
+            pipeline, and every dataset derived from it, then runs in order;
+            the global `DataContext` and other pipelines are left as they were).
+            False leaves the context as it is.
+        **options: More `ModelOptions` (`max_length`, `long_text`, `device`, `dtype`,
+            `model_kwargs`, `trust_remote_code`).
 
     Raises:
-        ValueError: A bad option (unknown names are named).
+        ValueError: A bad option (unknown names are named), role or batch size.
+        TypeError: A prompt is not a str.
     """
-    unknown = sorted(set(options) - {"postprocess", "max_length", "long_text", "device", "dtype", "model_kwargs"})
+    unknown = sorted(set(options) - set(_MODEL_OPTIONS))
     if unknown:
         raise ValueError(f"unknown options {unknown}; see vaembed.connectors.options.ModelOptions")
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {list(ROLES)}, not {role!r}")
+    check_call_options(batch_size, query_prompt, document_prompt)
     if num_gpus and not options.get("device"):
         options["device"] = "cuda"
-    model_options = ModelOptions(model=model, recipe=recipe, layers=layers, **options)
+    model_options = ModelOptions(model=model, recipe=recipe, layers=layers, postprocess=postprocess, **options)
     out = dataset.map_batches(
         EmbedBatch,
         fn_constructor_kwargs={
             "options": model_options,
             "role": role,
+            "prompt": query_prompt if role == "query" else document_prompt,
             "batch_size": batch_size,
             "normalize": normalize,
             "text_column": text_column,
             "embedding_column": embedding_column,
         },
         batch_size=rows_per_batch,
-        batch_format="numpy",
-        concurrency=concurrency,
+        batch_format="pyarrow",
+        compute=_actor_pool(concurrency),
         num_gpus=num_gpus,
         num_cpus=num_cpus,
     )
     if preserve_order:
-        out = _with_own_context(out)
         out.context.execution_options.preserve_order = True
     return out
-
-
-def _with_own_context(dataset: ray.data.Dataset) -> ray.data.Dataset:
-    """The same lazy dataset with a copy of its `DataContext`, so changing it touches no other dataset.
-
-    `Dataset.copy(_deep_copy=True)` is what Ray Data itself uses to give a
-    dataset its own context (e.g. in `materialize`); it copies the logical
-    plan object (not its operators) and the execution cache, and executes nothing.
-    """
-    import ray.data
-
-    return ray.data.Dataset.copy(dataset, _deep_copy=True)
-
-
-def _as_arrow_batch(batch: dict[str, np.ndarray], id_column: str, embedding_column: str, keep: tuple[str, ...]) -> Any:
-    import pyarrow as pa
-
-    for name in (id_column, embedding_column):
-        if name not in batch:
-            raise KeyError(f"no column {name!r} in the dataset; its columns are {sorted(batch)}")
-    vectors = np.asarray(batch[embedding_column], dtype=np.float32)
-    if vectors.ndim != 2:
-        raise ValueError(f"column {embedding_column!r} must hold one vector per row, not shape {vectors.shape}")
-    columns = {id_column: pa.array(batch[id_column].tolist())}
-    columns[embedding_column] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
-    for name in keep:
-        if name in batch and name not in columns:
-            columns[name] = pa.array(batch[name].tolist())
-    return pa.table(columns)
-
-
-def write_embeddings(
-    dataset: ray.data.Dataset,
-    path: str | os.PathLike[str],
-    *,
-    id_column: str = "id",
-    embedding_column: str = "embedding",
-    keep_columns: tuple[str, ...] = ("text",),
-) -> None:
-    """Write ids, vectors and the `keep_columns` present as Parquet files under `path`.
-
-    Vectors are stored as `fixed_size_list<float32>[dimension]`, which pandas,
-    DuckDB, Spark and pyarrow read without Ray.
-
-    A missing id or embedding column fails the write with a `KeyError` naming the columns present.
-    """
-    table = dataset.map_batches(
-        _as_arrow_batch,
-        fn_args=(id_column, embedding_column, tuple(keep_columns)),
-        batch_format="numpy",
-    )
-    table.write_parquet(os.fspath(path))
-
-
-def read_embeddings(
-    path: str | os.PathLike[str], *, id_column: str = "id", embedding_column: str = "embedding"
-) -> Iterator[tuple[list[str], np.ndarray, dict[str, list[Any]]]]:
-    """Read what `write_embeddings` wrote, file by file, without Ray.
-
-    Yields:
-        `(ids, vectors (rows, dimension) float32, other columns by name)` per file.
-    """
-    import pyarrow.parquet as pq
-
-    files = sorted(Path(path).glob("*.parquet")) if Path(path).is_dir() else [Path(path)]
-    if not files:
-        raise FileNotFoundError(f"no .parquet files in {os.fspath(path)!r}")
-    for file in files:
-        table = pq.read_table(file)
-        vectors = table.column(embedding_column).combine_chunks()
-        width = vectors.type.list_size
-        flat = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-        others = {name: table.column(name).to_pylist() for name in table.column_names}
-        ids = [str(value) for value in others.pop(id_column)]
-        others.pop(embedding_column)
-        yield ids, flat.reshape(-1, width), others
-
-
-def load_into_chroma(
-    path: str | os.PathLike[str], collection: Any, *, text_column: str = "text", batch_size: int | None = None
-) -> int:
-    """Upsert the vectors (and texts, when stored) of `write_embeddings` into a Chroma collection.
-
-    Give the collection the same embedding space for queries, e.g.
-    `embedding_function=vaembed.chroma.VAEmbeddingFunction(model=..., recipe=...)`.
-
-    Returns:
-        The number of records written.
-    """
-    limit = batch_size or getattr(getattr(collection, "_client", None), "get_max_batch_size", lambda: 5000)()
-    written = 0
-    for ids, vectors, others in read_embeddings(path):
-        texts = others.get(text_column)
-        for start in range(0, len(ids), limit):
-            stop = start + limit
-            documents = texts[start:stop] if texts is not None else None
-            collection.upsert(ids=ids[start:stop], embeddings=vectors[start:stop], documents=documents)
-            written += len(ids[start:stop])
-    return written
