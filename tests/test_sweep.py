@@ -157,7 +157,7 @@ def embedder(tiny_llama):
 
 
 def explicit_score(embedder: Embedder, recipe: Recipe, layers: tuple[int, ...], dev: DevSet) -> float:
-    other = embedder.with_recipe(recipe.with_layers(list(layers)))
+    other = embedder.with_recipe(recipe.with_layers(list(layers)), postprocess="none")  # the sweep scores raw vectors
     if dev.kind == "pairs":
         first = other.encode([p[0] for p in dev.pairs], batch_size=5, show_progress_bar=False)
         second = other.encode([p[1] for p in dev.pairs], batch_size=5, show_progress_bar=False)
@@ -188,7 +188,7 @@ def test_readout_sweep_equals_explicit_layer_sets(embedder, name):
 def test_readout_sweep_runs_one_encoding_not_one_per_layer(embedder):
     dev = pairs_dev()
     distinct = list(dict.fromkeys(text for pair in dev.pairs for text in pair[:2]))
-    reference = embedder.with_recipe(get_recipe("va").with_layers([0]))
+    reference = embedder.with_recipe(get_recipe("va").with_layers([0]), postprocess="none")
     before = embedder.forward_passes
     reference.encode(distinct, batch_size=5)
     encode_passes = embedder.forward_passes - before  # with_recipe copies share the runner and its count
@@ -209,7 +209,7 @@ def test_retrieval_sweep_encodes_queries_with_the_query_prompt(embedder, name, p
 
 def test_sweep_combines_chunks_like_encode(tiny_llama):
     model, tokenizer = tiny_llama
-    chunking = Embedder(model, tokenizer, "hs-mean", max_length=10, long_text="chunk")
+    chunking = Embedder(model, tokenizer, "hs-mean", max_length=10, long_text="chunk", postprocess="none")
     dev = pairs_dev()
     _, chunked = chunking.text_tokenizer.encode([p[0] for p in dev.pairs], PROMPTS["none"], "document", "chunk")
     assert chunked > 0

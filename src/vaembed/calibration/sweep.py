@@ -4,7 +4,9 @@ For a readout recipe the swept set is the readout's layers. One forward pass per
 batch reads every layer at once (`PassPlan.keep_layers`); the embedding of a
 layer set is then the mean of its layers' pooled vectors, normalised and
 combined over chunks exactly as `Embedder.encode` does, so a sweep score equals
-the score of encoding with that layer set, at the cost of a single encoding.
+the score of encoding with that layer set and `postprocess="none"`, at the
+cost of a single encoding. Sweeps score raw vectors: post-processing would need
+the bundled-corpus statistics of every candidate layer set.
 
 When `layers=` sets a recipe's intervention layers (`Recipe.layers_option_target`:
 KV rerouting read at the final layer) the swept set is the rerouted layers,
