@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import torch
 
 from vaembed import Embedder, PresetNotInstalledError
 from vaembed.cache import cache_dir
-from vaembed.models import registry
+from vaembed.models import ModelDigestError, loading, registry
 from vaembed.models.loading import pick_dtype, resolve_model_folder
 
 
@@ -97,3 +99,59 @@ def test_presets_match_the_documented_models():
     assert set(registry.PRESETS) == {"smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"}
     assert len(registry.PRESETS["qwen2.5-coder-1.5b"].parts) == 22
     assert registry.PRESETS["gemma3-270m"].parts[3][1].endswith("part03")
+
+
+@pytest.fixture()
+def fake_carrier(tmp_path, monkeypatch):
+    """A preset-carrier package on sys.path whose two file parts are a few bytes each (no real model)."""
+    package = tmp_path / "site" / "fake_vaembed_carrier"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "model.gguf.part0").write_bytes(b"GGUF fake first half")
+    (package / "model.gguf.part1").write_bytes(b", fake second half")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("VAEMBED_CACHE", str(tmp_path / "cache"))
+    converted = []
+
+    def fake_convert(gguf_file, target):
+        converted.append(gguf_file.read_bytes())
+        target.mkdir(parents=True)
+        (target / "config.json").write_text("{}")
+
+    monkeypatch.setattr(loading, "_convert_gguf", fake_convert)
+    return converted
+
+
+def register_fake_preset(monkeypatch, parts, sha256):
+    preset = registry.ModelPreset(
+        name="fake-digest-model",
+        description="",
+        licence="",
+        install="pip install fake-vaembed-carrier==1.0",
+        parts=tuple(("fake_vaembed_carrier", part) for part in parts),
+        gguf_name="model.gguf",
+        sha256=sha256,
+    )
+    monkeypatch.setitem(registry.PRESETS, preset.name, preset)
+    return preset
+
+
+@pytest.mark.parametrize("parts", [["model.gguf.part0"], ["model.gguf.part0", "model.gguf.part1"]])
+def test_a_preset_file_with_the_wrong_sha256_is_refused_and_nothing_is_converted(fake_carrier, monkeypatch, parts):
+    preset = register_fake_preset(monkeypatch, parts, sha256="0" * 64)
+    content = b"".join(path.read_bytes() for path in registry.locate_parts(preset))
+    actual = hashlib.sha256(content).hexdigest()
+    with pytest.raises(
+        ModelDigestError, match=rf"model\.gguf(\.part0)?: sha256 {actual} does not match the expected 0{{64}}"
+    ):
+        resolve_model_folder(preset.name)
+    assert fake_carrier == []
+    assert not (cache_dir() / "models" / preset.name / "config.json").exists()
+    # the right digest converts the assembled bytes, and a second resolve reads the converted folder
+    register_fake_preset(monkeypatch, parts, sha256=actual)
+    first = resolve_model_folder(preset.name)
+    assert resolve_model_folder(preset.name) == first and fake_carrier == [content]
+
+
+def test_every_preset_records_the_sha256_of_its_assembled_file():
+    assert all(re.fullmatch(r"[0-9a-f]{64}", preset.sha256 or "") for preset in registry.PRESETS.values())

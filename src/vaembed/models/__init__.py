@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from vaembed.models.loading import ModelSource, load_causal_lm, load_model_and_tokenizer, resolve_model_folder
+from vaembed.models.loading import (
+    ModelDigestError,
+    ModelSource,
+    load_causal_lm,
+    load_model_and_tokenizer,
+    resolve_model_folder,
+)
 from vaembed.models.registry import DEFAULT_MODEL, PRESETS, ModelPreset, PresetNotInstalledError
 from vaembed.models.shared import LoadedModel, load_shared
 
@@ -10,6 +16,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "PRESETS",
     "LoadedModel",
+    "ModelDigestError",
     "ModelPreset",
     "ModelSource",
     "PresetNotInstalledError",

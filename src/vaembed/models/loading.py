@@ -24,6 +24,7 @@ from vaembed.cache import cache_dir, path_lock
 from vaembed.models.registry import PRESETS, locate_parts
 
 __all__ = [
+    "ModelDigestError",
     "resolve_model_folder",
     "load_model_and_tokenizer",
     "load_causal_lm",
@@ -51,6 +52,17 @@ class ModelSource:
     is_local: bool
 
 
+class ModelDigestError(OSError):
+    """Raised when a preset's assembled GGUF file does not have the digest its preset records."""
+
+
+def _check_digest(name: str, actual: str, expected: str | None) -> None:
+    if expected is not None and actual != expected:
+        raise ModelDigestError(
+            f"{name}: sha256 {actual} does not match the expected {expected}; reinstall the model's packages"
+        )
+
+
 def _copy_verified(parts: Iterable[Path], target: Path, sha256: str | None) -> None:
     digest = hashlib.sha256()
     with open(target, "wb") as out:
@@ -59,11 +71,18 @@ def _copy_verified(parts: Iterable[Path], target: Path, sha256: str | None) -> N
                 while block := chunk_source.read(1 << 24):
                     digest.update(block)
                     out.write(block)
-    if sha256 is not None and digest.hexdigest() != sha256:
-        raise OSError(
-            f"{target.name}: sha256 {digest.hexdigest()} does not match the expected {sha256}; "
-            "reinstall the model's packages"
-        )
+    _check_digest(target.name, digest.hexdigest(), sha256)
+
+
+def _verify(path: Path, sha256: str | None) -> None:
+    """Check a whole-shipped GGUF file in place (no copy)."""
+    if sha256 is None:
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        while block := source.read(1 << 24):
+            digest.update(block)
+    _check_digest(path.name, digest.hexdigest(), sha256)
 
 
 def _convert_gguf(gguf_file: Path, target: Path) -> None:
@@ -105,6 +124,7 @@ def _converted_preset(name: str) -> Path:
             return target
         shutil.rmtree(target, ignore_errors=True)  # never a finished conversion (it has no config.json)
         if len(parts) == 1:
+            _verify(parts[0], preset.sha256)
             _convert_gguf(parts[0], target)
             return target
         with tempfile.TemporaryDirectory(prefix=f".{target.name}-", dir=target.parent) as scratch:
@@ -171,6 +191,7 @@ def resolve_model_folder(spec: str | os.PathLike[str]) -> ModelSource:
 
     Raises:
         PresetNotInstalledError: A preset's packages are missing.
+        ModelDigestError: A preset's assembled file does not have its recorded sha256.
         FileNotFoundError: A path that looks local does not exist.
     """
     text = os.fspath(spec)

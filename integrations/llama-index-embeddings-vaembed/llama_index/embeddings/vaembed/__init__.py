@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from llama_index.embeddings.vaembed.base import VAEmbedding
+from llama_index.embeddings.vaembed.version import __version__
 
-__all__ = ["VAEmbedding"]
+__all__ = ["VAEmbedding", "__version__"]
