@@ -97,3 +97,28 @@ def test_default_model_calibration(real_embedder):
         assert len(layers) == max(2, round(0.1 * num_layers))
     assert va.plan.recipe.layers == profile.presets["va"]
     assert real_embedder.with_recipe("kv").plan.recipe.intervention.layers == profile.presets["kv"]
+
+
+def test_quantized_codes_keep_the_default_recipes_answers(real_embedder, record_property):
+    from vaembed.cli.demo import load_corpus
+
+    corpus = load_corpus()
+    embedder = real_embedder.with_recipe(DEFAULT_RECIPE)
+    queries = [item.query for item in corpus.queries]
+    answers = np.array([item.answer for item in corpus.queries])
+    start = time.perf_counter()
+    embedder.quantization_ranges()
+    record_property("ranges_seconds", round(time.perf_counter() - start, 1))
+    firsts = {}
+    for precision in ("float32", "int8", "ubinary"):
+        documents = embedder.encode(corpus.documents, precision=precision)
+        asked = embedder.encode_query(queries, precision=precision)
+        if precision == "ubinary":  # Hamming distance between sign bits
+            bits = np.unpackbits(asked, axis=1)[:, None, :] != np.unpackbits(documents, axis=1)[None, :, :]
+            scores = -bits.sum(-1)
+        else:
+            scores = asked.astype(np.float64) @ documents.astype(np.float64).T
+        firsts[precision] = int((scores.argmax(1) == answers).sum())
+    record_property("answers_first", firsts)
+    assert firsts["float32"] >= 4
+    assert firsts["int8"] >= firsts["float32"] - 1 and firsts["ubinary"] >= firsts["float32"] - 2, firsts

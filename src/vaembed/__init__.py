@@ -13,7 +13,7 @@ import warnings
 from typing import Any
 
 from vaembed import deprecations
-from vaembed.calibration import CalibrationProfile, ProfileError, load_dev_set, sweep_layers
+from vaembed.calibration import CalibrationProfile, ProfileError, load_dev_set, quantize_embeddings, sweep_layers
 from vaembed.embedder import Embedder
 from vaembed.models import DEFAULT_MODEL, PRESETS, PresetNotInstalledError, load_causal_lm
 from vaembed.recipes import (
@@ -44,6 +44,7 @@ __all__ = [
     "ProfileError",
     "load_dev_set",
     "sweep_layers",
+    "quantize_embeddings",
     "load_causal_lm",
     "DEFAULT_MODEL",
     "DEFAULT_RECIPE",

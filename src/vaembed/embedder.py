@@ -12,35 +12,24 @@ import torch
 
 from vaembed.calibration.auto import ProfileSource, auto_layers, obtain_profile
 from vaembed.calibration.profile import CalibrationProfile, default_profile_path
+from vaembed.calibration.quantization import Precision, check_precision, check_ranges, encode_output
 from vaembed.calibration.run import calibrate
 from vaembed.calibration.statistics import EmbeddingStatistics
 from vaembed.calibration.statistics_slot import StatisticsSlot
 from vaembed.engine.attention import SUPPORTED_MODEL_TYPES
-from vaembed.engine.batching import check_texts, combine_chunks
+from vaembed.engine.batching import check_encode_options, check_texts, combine_chunks
 from vaembed.engine.forward_pass import PassPlan, PlanReader
-from vaembed.engine.runner import Runner
+from vaembed.engine.runner import Runner, runner_property
 from vaembed.engine.tokenization import LONG_TEXT_POLICIES, LongTextPolicy, PaddingSide, TokenSequence
 from vaembed.models.registry import DEFAULT_MODEL
 from vaembed.models.shared import LoadedModel, load_model
 from vaembed.recipes.layers import LayerSpec
 from vaembed.recipes.postprocess import PostProcess
 from vaembed.recipes.presets import DEFAULT_RECIPE, get_recipe
-from vaembed.recipes.prompts import ROLES, Prompt, Role
+from vaembed.recipes.prompts import Prompt, Role
 from vaembed.recipes.recipe import Recipe
 
 __all__ = ["Embedder", "DEFAULT_RECIPE"]
-
-
-def _from_runner(attribute: str, doc: str, settable: bool = False) -> property:
-    """A property reading (and, if `settable`, writing) `self.runner.<attribute>`."""
-
-    def read(self: Embedder) -> Any:
-        return getattr(self.runner, attribute)
-
-    def write(self: Embedder, value: Any) -> None:
-        setattr(self.runner, attribute, value)
-
-    return property(read, write if settable else None, doc=doc)
 
 
 class Embedder:
@@ -235,17 +224,17 @@ class Embedder:
         return profile
 
     # -- what the runner holds (read through; the last two can be set) --------------------
-    model = _from_runner("model", "The base model.")
-    tokenizer = _from_runner("tokenizer", "The model's tokenizer.")
-    name = _from_runner("name", "The model's name (reports, calibration profiles, adapters' configs).")
-    num_layers = _from_runner("num_layers", "The model's number of decoder layers.")
-    max_length = _from_runner("max_length", "Most tokens per input, prompt included.")
-    device = _from_runner("device", "The device the model runs on.")
-    text_tokenizer = _from_runner("text_tokenizer", "The runner's `TextTokenizer` (texts to model inputs).")
-    forward_passes = _from_runner(
+    model = runner_property("model", "The base model.")
+    tokenizer = runner_property("tokenizer", "The model's tokenizer.")
+    name = runner_property("name", "The model's name (reports, calibration profiles, adapters' configs).")
+    num_layers = runner_property("num_layers", "The model's number of decoder layers.")
+    max_length = runner_property("max_length", "Most tokens per input, prompt included.")
+    device = runner_property("device", "The device the model runs on.")
+    text_tokenizer = runner_property("text_tokenizer", "The runner's `TextTokenizer` (texts to model inputs).")
+    forward_passes = runner_property(
         "forward_passes", "Forward passes run by this embedder's runner (shared with `with_recipe` copies).", True
     )
-    batch_token_budget = _from_runner(
+    batch_token_budget = runner_property(
         "batch_token_budget", "Padded tokens per batch beyond its first row: 512 on CPU, 16384 on GPU.", True
     )
 
@@ -279,6 +268,9 @@ class Embedder:
         normalize: bool = True,
         show_progress_bar: bool | None = None,
         convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        precision: Precision = "float32",
+        ranges: np.ndarray | None = None,
     ) -> np.ndarray | torch.Tensor:
         """Embed texts.
 
@@ -293,25 +285,30 @@ class Embedder:
                 padded tokens: 512 on CPU, 16384 on GPU; set the attribute to change it).
             normalize: L2-normalise the embeddings.
             show_progress_bar: None shows a bar on jobs of more than 8 batches.
-            convert_to_numpy: Return a float32 numpy array, else a CPU torch tensor.
+            convert_to_numpy: Return a numpy array, else a CPU torch tensor.
+            convert_to_tensor: Return a CPU torch tensor (overrides `convert_to_numpy`).
+            precision: `"float32"`, or codes (`vaembed.calibration.quantization`): `"int8"`/`"uint8"`
+                (256 buckets per dimension), `"binary"`/`"ubinary"` (sign bits, 8 per byte).
+            ranges: int8/uint8 only: `(2, dimension)` lows and highs per dimension; default
+                `quantization_ranges(normalize)`, this embedder's over the bundled corpus.
 
         Returns:
-            Shape (n, dimension), or (dimension,) for a single string.
+            Shape (n, dimension), or (dimension,) for a single string; binary codes hold
+            `ceil(dimension / 8)` bytes per text.
 
         Raises:
             TypeError: `texts` or an item of it is not a str (the index is named), or `prompt` is not a str.
-            ValueError: Bad `role`, `batch_size` or `prompt`; a text holding a lone surrogate (not
-                valid Unicode; its index is named); too long a text with `long_text="error"`.
+            ValueError: Bad `role`, `batch_size`, `prompt`, `precision` or `ranges`; a text holding a
+                lone surrogate (not valid Unicode; its index is named); too long a text with `long_text="error"`.
             FloatingPointError: The model produced NaN or Inf.
         """
         items, single = check_texts(texts)
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
+        check_encode_options(role, batch_size)
+        if check_precision(precision) in ("int8", "uint8"):
+            ranges = self.quantization_ranges(normalize) if ranges is None else check_ranges(ranges, self.dimension)
+        as_tensor = convert_to_tensor or not convert_to_numpy
         if not items:
-            out = torch.zeros((0, self.dimension), dtype=torch.float32)
-            return out.numpy() if convert_to_numpy else out
+            return encode_output(torch.zeros((0, self.dimension)), precision, ranges, as_tensor=as_tensor)
         sequences, shortened = self.tokenize(items, role=role, prompt=prompt)
         if shortened and self.long_text == "truncate":
             warnings.warn(
@@ -321,9 +318,11 @@ class Embedder:
         embeddings = self.embed_sequences(
             sequences, len(items), batch_size=batch_size, normalize=normalize, show_progress_bar=show_progress_bar
         )
-        if single:
-            embeddings = embeddings[0]
-        return embeddings.numpy() if convert_to_numpy else embeddings
+        return encode_output(embeddings[0] if single else embeddings, precision, ranges, as_tensor=as_tensor)
+
+    def quantization_ranges(self, normalize: bool = True) -> np.ndarray:
+        """Per-dimension `(2, dimension)` lows and highs of `encode`'s vectors over the bundled corpus (int8 codes)."""
+        return self.postprocessing.ranges(normalize)
 
     def encode_query(self, texts: str | Iterable[str], **kwargs: Any) -> np.ndarray | torch.Tensor:
         """Embed queries (`encode` with `role="query"`)."""

@@ -5,13 +5,15 @@
 `stable_selection` repeats both on random subsamples of the texts to report
 how stable the choice is. `Embedder.calibrate` runs all of it on a model and
 returns a `CalibrationProfile`; `sweep_layers` is the supervised alternative
-on a labelled `DevSet`.
+on a labelled `DevSet`. `quantize_embeddings` turns embeddings into int8,
+uint8 or packed binary codes, int8/uint8 with ranges calibrated on the bundled corpus.
 """
 
 from __future__ import annotations
 
 from vaembed.calibration.devset import DevSet, load_dev_set
 from vaembed.calibration.profile import CalibrationProfile, ModelIdentity, ProfileError, PromptCalibration
+from vaembed.calibration.quantization import PRECISIONS, dequantize_embeddings, quantize_embeddings
 from vaembed.calibration.selection import DIP_RATIO, RULES, select_layers, select_window, window_width
 from vaembed.calibration.stability import StableSelection, stable_selection
 from vaembed.calibration.sweep import SweepResult, sweep_layers
@@ -19,6 +21,9 @@ from vaembed.calibration.twonn import id_curve, nearest_two_distances, reference
 
 __all__ = [
     "CalibrationProfile",
+    "PRECISIONS",
+    "dequantize_embeddings",
+    "quantize_embeddings",
     "DevSet",
     "ModelIdentity",
     "ProfileError",

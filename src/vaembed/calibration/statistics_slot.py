@@ -5,6 +5,10 @@ An `Embedder` holds one `StatisticsSlot` per recipe. Making an embedder (or
 cache, or computed once, the first time a vector is post-processed (or the
 statistics are asked for). `fit` replaces them with statistics of the user's
 own texts. Threads that embed at once compute them once.
+
+`ranges` gives the per-dimension lows and highs of the final vectors (this
+transform, then optionally L2 normalisation) over the bundled corpus, which
+int8/uint8 quantisation buckets by; computed once per `normalize` setting.
 """
 
 from __future__ import annotations
@@ -12,7 +16,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from vaembed.calibration.statistics import EmbeddingStatistics, compute_statistics, obtain_statistics
+import numpy as np
+
+from vaembed.calibration.corpus import bundled_corpus
+from vaembed.calibration.statistics import (
+    STATISTICS_MAX_TOKENS,
+    EmbeddingStatistics,
+    compute_statistics,
+    obtain_statistics,
+)
+from vaembed.engine.batching import combine_chunks
+from vaembed.engine.forward_pass import PassPlan
 from vaembed.engine.runner import Runner
 from vaembed.recipes.postprocess import PostProcess, Transform, check_postprocess
 from vaembed.recipes.recipe import ResolvedRecipe
@@ -34,6 +48,7 @@ class StatisticsSlot:
         self._lock = threading.Lock()
         self._statistics: EmbeddingStatistics | None = None
         self._transform: Transform | None = None
+        self._ranges: dict[bool, np.ndarray] = {}
 
     @property
     def statistics(self) -> EmbeddingStatistics | None:
@@ -50,6 +65,26 @@ class StatisticsSlot:
     def transform(self) -> Transform | None:
         """The transform applied before normalisation (None for `"none"`)."""
         return self._transform if self.statistics is not None else None
+
+    def ranges(self, normalize: bool = True) -> np.ndarray:
+        """`(2, dimension)` per-dimension lows and highs of the final vectors over the bundled corpus.
+
+        Each corpus text is a document cut to `STATISTICS_MAX_TOKENS` tokens (as for the statistics).
+        """
+        transform = self.transform  # outside the lock: obtaining statistics takes it too
+        with self._lock:
+            if normalize not in self._ranges:
+                texts = list(bundled_corpus().texts)
+                tokenizer = self.runner.tokenizer_for(STATISTICS_MAX_TOKENS)
+                sequences, _ = tokenizer.encode(texts, self.recipe.prompt, "document", "truncate")
+                plan = PassPlan(self.recipe, self.runner.num_layers)
+                (readings,) = self.runner.read(sequences, [plan], batch_size=16)
+                vectors = transform(readings.vectors) if transform is not None else readings.vectors
+                found = combine_chunks(sequences, vectors, len(texts), normalize).double().numpy()
+                ranges = np.stack([found.min(axis=0), found.max(axis=0)])
+                ranges.setflags(write=False)
+                self._ranges[normalize] = ranges
+            return self._ranges[normalize]
 
     def fitted(self, texts: Iterable[str], mode: PostProcess, *, max_tokens: int) -> StatisticsSlot:
         """A slot holding statistics of `texts` instead of the bundled corpus (this one is unchanged).

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 import torch
 
 from vaembed.engine.tokenization import TokenSequence
+from vaembed.recipes.prompts import ROLES
 
-__all__ = ["check_texts", "check_encodable", "plan_batches", "combine_chunks"]
+__all__ = ["check_encode_options", "check_texts", "check_encodable", "plan_batches", "combine_chunks"]
 
 
 def check_encodable(text: str, label: str) -> None:
@@ -48,6 +49,18 @@ def check_texts(texts: str | Iterable[str]) -> tuple[list[str], bool]:
             raise TypeError(f"texts[{index}] must be str, not {type(item).__name__}")
         check_encodable(item, f"texts[{index}]")
     return items, False
+
+
+def check_encode_options(role: object, batch_size: object) -> None:
+    """Check `encode`'s role and batch size.
+
+    Raises:
+        ValueError: `role` is not one of `ROLES`, or `batch_size` is not a positive int.
+    """
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, not {batch_size!r}")
 
 
 def plan_batches(lengths: list[int], batch_size: int, token_budget: int) -> list[list[int]]:

@@ -23,12 +23,24 @@ from vaembed.engine.layer_hooks import install_layer_hooks
 from vaembed.engine.locks import lock_for
 from vaembed.engine.tokenization import PaddingSide, TextTokenizer, TokenSequence
 
-__all__ = ["CPU_TOKEN_BUDGET", "GPU_TOKEN_BUDGET", "MAX_DEFAULT_LENGTH", "PassReadings", "Runner"]
+__all__ = ["CPU_TOKEN_BUDGET", "GPU_TOKEN_BUDGET", "MAX_DEFAULT_LENGTH", "PassReadings", "Runner", "runner_property"]
 
 MAX_DEFAULT_LENGTH = 8192
 CPU_TOKEN_BUDGET = 512
 """Padded tokens per batch on CPU: measured fastest on 2 cores (short and long texts alike)."""
 GPU_TOKEN_BUDGET = 16384
+
+
+def runner_property(attribute: str, doc: str, settable: bool = False) -> property:
+    """A property of an object holding a `runner` that reads (and, if `settable`, writes) `runner.<attribute>`."""
+
+    def read(self: Any) -> Any:
+        return getattr(self.runner, attribute)
+
+    def write(self: Any, value: Any) -> None:
+        setattr(self.runner, attribute, value)
+
+    return property(read, write if settable else None, doc=doc)
 
 
 @dataclass
