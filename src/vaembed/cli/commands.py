@@ -1,7 +1,7 @@
 """The `vaembed` command: list preset models, embed texts, run the search demo.
 
 `vaembed models` lists the preset models and how to install them;
-`vaembed embed` embeds one text per input line into a `.npy` file or JSON lines;
+`vaembed embed` embeds one text per input line, streaming, into a `.npy` file or JSON lines (see `cli.embed`);
 `vaembed demo` runs a small semantic search over a bundled corpus;
 `vaembed calibrate` and `vaembed sweep` choose layers (see `cli_calibration`);
 `vaembed serve` runs an OpenAI-compatible embeddings server (see `cli_serve`).
@@ -10,58 +10,19 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TextIO
-
-import numpy as np
 
 from vaembed import __version__
 from vaembed.cli.calibration import add_calibration_commands, run_calibrate, run_sweep
+from vaembed.cli.embed import add_embed_command, run_embed
 from vaembed.cli.serve import add_serve_command, run_serve
-from vaembed.cli.support import (
-    CommandError,
-    add_postprocess_option,
-    load_embedder,
-    parse_layers,
-    positive_int,
-    read_texts,
-)
-from vaembed.engine.tokenization import LONG_TEXT_POLICIES
+from vaembed.cli.support import USER_ERRORS, CommandError, load_embedder, parse_layers, positive_int, read_texts
 from vaembed.models.registry import DEFAULT_MODEL, PRESETS
 from vaembed.recipes.presets import DEFAULT_RECIPE, PRESET_RECIPES, get_recipe
 
 __all__ = ["CommandError", "main", "build_parser", "parse_layers", "read_texts"]
 
 EXIT_ERROR = 2
-NPY_SUFFIXES = (".npy",)
-JSON_SUFFIXES = (".jsonl", ".json")
-#: Errors reported as one line on stderr (exit code 2) instead of a traceback.
-USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError)
-
-
-def _output_kind(output: str | None) -> str:
-    if output is None:
-        return "stdout"
-    suffix = Path(output).suffix.lower()
-    if suffix in NPY_SUFFIXES:
-        kind = "npy"
-    elif suffix in JSON_SUFFIXES:
-        kind = "jsonl"
-    else:
-        raise CommandError(f"output file {output!r} must end with .npy, .jsonl or .json")
-    parent = Path(output).parent
-    if not parent.is_dir():
-        raise CommandError(f"output folder {str(parent)!r} does not exist")
-    return kind
-
-
-def _write_json_lines(stream: TextIO, texts: Sequence[str], embeddings: np.ndarray) -> None:
-    for index, (text, vector) in enumerate(zip(texts, embeddings, strict=True)):
-        record = {"index": index, "text": text, "embedding": vector.tolist()}
-        stream.write(json.dumps(record) + "\n")
 
 
 def run_models() -> int:
@@ -74,36 +35,6 @@ def run_models() -> int:
         print(f"    licence: {preset.licence}")
         print(f"    install: {preset.install}")
     print(f"recipes: {', '.join(PRESET_RECIPES)} (default {DEFAULT_RECIPE})")
-    return 0
-
-
-def run_embed(args: argparse.Namespace) -> int:
-    """Embed one text per input line and write the embeddings."""
-    get_recipe(args.recipe)
-    layers = parse_layers(args.layers) if args.layers is not None else None
-    kind = _output_kind(args.output)
-    texts = read_texts(args.input)
-    embedder = load_embedder(
-        args.model,
-        args.recipe,
-        layers,
-        max_length=args.max_length,
-        long_text=args.long_text,
-        postprocess=args.postprocess,
-    )
-    embeddings = np.asarray(
-        embedder.encode(texts, role=args.role, batch_size=args.batch_size, normalize=not args.no_normalize),
-        dtype=np.float32,
-    )
-    if kind == "npy":
-        np.save(args.output, embeddings, allow_pickle=False)
-    elif kind == "jsonl":
-        with open(args.output, "w", encoding="utf-8") as stream:
-            _write_json_lines(stream, texts, embeddings)
-    else:
-        _write_json_lines(sys.stdout, texts, embeddings)
-    if kind != "stdout":
-        print(f"wrote {len(texts)} embeddings of dimension {embeddings.shape[1]} to {args.output}", file=sys.stderr)
     return 0
 
 
@@ -143,31 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("models", help="list the preset models and how to install them")
 
-    recipes = ", ".join(PRESET_RECIPES)
-    embed = commands.add_parser("embed", help="embed one text per input line")
-    embed.add_argument(
-        "--model", default=DEFAULT_MODEL, help=f"preset, model folder, .gguf file or hub id (default {DEFAULT_MODEL})"
-    )
-    embed.add_argument("--recipe", default=DEFAULT_RECIPE, help=f"one of {recipes} (default {DEFAULT_RECIPE})")
-    embed.add_argument("--layers", help="layer indices such as '15,16,17', or a named set such as 'fallback'")
-    add_postprocess_option(embed)
-    embed.add_argument(
-        "--role", choices=("document", "query"), default="document", help="prompt role (default document)"
-    )
-    embed.add_argument("--input", help="text file, one text per line (default stdin; '-' for stdin)")
-    embed.add_argument(
-        "--output", help="a .npy file, or a .jsonl/.json file for JSON lines (default JSON lines on stdout)"
-    )
-    embed.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default 32)")
-    embed.add_argument("--max-length", type=positive_int, help="maximum tokens per text, prompt included")
-    embed.add_argument(
-        "--long-text",
-        choices=LONG_TEXT_POLICIES,
-        default="truncate",
-        help="longer texts (default truncate)",
-    )
-    embed.add_argument("--no-normalize", action="store_true", help="do not L2-normalise the embeddings")
+    add_embed_command(commands)
 
+    recipes = ", ".join(PRESET_RECIPES)
     demo = commands.add_parser("demo", help="semantic search over a small bundled corpus")
     demo.add_argument(
         "--model", default=DEFAULT_MODEL, help=f"preset, model folder, .gguf file or hub id (default {DEFAULT_MODEL})"

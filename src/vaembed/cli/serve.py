@@ -18,7 +18,7 @@ from typing import Any
 from vaembed.cli.support import (
     CommandError,
     add_postprocess_option,
-    load_embedder,
+    load_embedder_from_args,
     number_in,
     parse_layers,
     positive_int,
@@ -145,16 +145,7 @@ def run_serve(args: argparse.Namespace) -> int:
     )
 
     def load() -> Any:
-        embedder = load_embedder(
-            args.model,
-            args.recipe,
-            layers,
-            device=args.device,
-            dtype=args.dtype,
-            max_length=args.max_length,
-            long_text=args.long_text,
-            postprocess=args.postprocess,
-        )
+        embedder = load_embedder_from_args(args, layers)
         embedder.encode(["warm-up"], batch_size=1)
         print(
             f"vaembed serve: {settings.served_model_name} loaded ({embedder.recipe.name}, layers {embedder.layers}, "

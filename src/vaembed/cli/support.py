@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TextIO
 
 from vaembed.embedder import Embedder
 from vaembed.recipes.layers import LayerSpec
 from vaembed.recipes.postprocess import POSTPROCESS_MODES
 
 __all__ = [
+    "USER_ERRORS",
     "CommandError",
     "add_postprocess_option",
     "load_embedder",
+    "load_embedder_from_args",
     "number_in",
     "parse_layers",
     "positive_int",
+    "iter_texts",
     "read_texts",
 ]
+
+#: Errors reported as one line on stderr (exit code 2) instead of a traceback.
+USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError)
 
 
 class CommandError(Exception):
@@ -70,23 +76,44 @@ def parse_layers(text: str) -> LayerSpec:
         raise CommandError(f"--layers {text!r}: give comma-separated layer indices or a single name") from None
 
 
-def read_texts(source: str | None) -> list[str]:
-    """Read one text per line from a file, or from stdin when `source` is None or `"-"`.
+def iter_texts(source: str | None) -> Iterator[str]:
+    """One text per line of a UTF-8 file, or of stdin when `source` is None or `"-"`, read lazily.
 
-    Empty lines become empty texts; a final newline does not add one.
+    Lines end with a line feed (or CR LF); empty lines become empty texts; a final line end
+    does not add one. The file is checked when this is called, each line when it is read.
 
     Raises:
-        CommandError: The file does not exist, is not a file, or is not UTF-8 text.
+        CommandError: The file does not exist or is not a file; (while reading) a line
+            is not UTF-8 (its number is named).
     """
     if source is None or source == "-":
-        return sys.stdin.read().splitlines()
+        return _decoded_lines(getattr(sys.stdin, "buffer", sys.stdin), "stdin", close=False)
     path = Path(source)
     if not path.is_file():
         raise CommandError(f"input file {source!r} does not exist or is not a file")
+    return _decoded_lines(path.open("rb"), f"input file {source!r}", close=True)
+
+
+def _decoded_lines(stream: BinaryIO | TextIO, name: str, *, close: bool) -> Iterator[str]:
     try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise CommandError(f"input file {source!r} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+        for number, raw in enumerate(stream, start=1):
+            if isinstance(raw, str):  # a text stream standing in for stdin
+                yield raw.removesuffix("\n").removesuffix("\r")
+                continue
+            try:
+                yield raw.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise CommandError(
+                    f"{name} line {number} is not UTF-8 text ({error.reason} at byte {error.start} of the line)"
+                ) from None
+    finally:
+        if close:
+            stream.close()
+
+
+def read_texts(source: str | None) -> list[str]:
+    """All texts of `iter_texts(source)` as a list."""
+    return list(iter_texts(source))
 
 
 def add_postprocess_option(parser: argparse.ArgumentParser) -> None:
@@ -105,3 +132,17 @@ def load_embedder(model: str, recipe: str, layers: LayerSpec | None = None, **kw
         return Embedder.from_pretrained(model, recipe, layers, **kwargs)
     except OSError as error:
         raise CommandError(f"could not load model {model!r}: {error}") from None
+
+
+def load_embedder_from_args(args: argparse.Namespace, layers: LayerSpec | None) -> Embedder:
+    """`load_embedder` with the options that `embed` and `serve` share (model, recipe, device, dtype, ...)."""
+    return load_embedder(
+        args.model,
+        args.recipe,
+        layers,
+        device=args.device,
+        dtype=args.dtype,
+        max_length=args.max_length,
+        long_text=args.long_text,
+        postprocess=args.postprocess,
+    )
