@@ -18,8 +18,8 @@ each level.
 The run is bounded: a fixed number of requests per level and `--time-limit`
 seconds in all, after which it stops and reports what it has.
 
-    python benchmarks/serve_load.py --clients 1,16,64 --requests 256 --out benchmarks/results/serve_load.json
-    python benchmarks/serve_load.py --clients 64,256 --requests 512 --max-queue 32 \
+    python -m benchmarks.serve_load --clients 1,16,64 --requests 256 --out benchmarks/results/serve_load.json
+    python -m benchmarks.serve_load --clients 64,256 --requests 512 --max-queue 32 \
         --out benchmarks/results/serve_overload.json
 """
 
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "levels": levels,
         "server_batching": batching,
         "server_peak_rss_mib": peak_rss_mib,
-        "command": "python benchmarks/serve_load.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.serve_load " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     print(
         f"engine, one process, one encode call: {engine['texts']} texts ({engine['tokens']} tokens) "
