@@ -12,7 +12,8 @@ attention, no vaembed hooks, loaded separately in the same process) run over
 exactly the engine's token sequences and batches. The two alternate within
 every repeat (the order flips each repeat), so load on the shared machine hits
 both alike. The ratio is bare seconds over engine seconds (above 1: the engine
-is faster, e.g. by exiting early); target >= 0.95x for every preset.
+is faster, e.g. by exiting early); target >= 0.95x for every preset. The run
+prints a markdown table of the ratios; `--render RUN.json` prints it again.
 """
 
 from __future__ import annotations
@@ -123,6 +124,30 @@ def run(args: argparse.Namespace) -> Result:
     return out
 
 
+def span(layers: list[int]) -> str:
+    """Layers as `"15-29"` when contiguous, else comma-separated."""
+    if len(layers) > 2 and layers == list(range(layers[0], layers[-1] + 1)):
+        return f"{layers[0]}-{layers[-1]}"
+    return ", ".join(str(layer) for layer in layers)
+
+
+def render_markdown(record: Result) -> str:
+    """The record as a markdown table: one row per policy and preset, one column per length (bare / engine)."""
+    lengths = [str(length) for length in record["settings"]["lengths"]]
+    lines = [
+        "| policy | preset | layers | " + " | ".join(f"{length} tokens" for length in lengths) + " |",
+        "|---|---|---|" + "---|" * len(lengths),
+    ]
+    for policy, presets in record["policies"].items():
+        for preset, cell in presets.items():
+            ratios = []
+            for length in lengths:
+                row = cell["rows"].get(length)
+                ratios.append("-" if row is None else f"{row['bare_median_s'] / row['engine_median_s']:.2f}x")
+            lines.append(f"| {policy} | {preset} | {span(cell['layers'])} | " + " | ".join(ratios) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -135,12 +160,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--corpus", choices=("docs", "synthetic"), default="docs")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--render", type=Path, help="print the table of an earlier run's JSON and stop")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> Result:
     """Run the benchmark and write its JSON."""
     args = parse_args(argv)
+    if args.render is not None:
+        record = json.loads(args.render.read_text(encoding="utf-8"))
+        print(render_markdown(record))
+        return record
     started = time.perf_counter()
     record: Result = {
         "benchmark": "long_speed",
@@ -163,6 +193,7 @@ def main(argv: list[str] | None = None) -> Result:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    print(render_markdown(record))
     return record
 
 

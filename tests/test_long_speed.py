@@ -1,0 +1,53 @@
+"""`benchmarks/long_speed.py` on a tiny model: every cell timed against the bare forward, and its table."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import long_speed
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAEMBED_CACHE", str(tmp_path / "cache"))
+
+
+def test_every_cell_is_timed_against_the_bare_forward_and_tabulated(tiny_model_folder, tmp_path, capsys):
+    out = tmp_path / "long.json"
+    argv = ["--model", str(tiny_model_folder), "--presets", "va", "kv", "--lengths", "64", "160"]
+    record = long_speed.main(
+        [*argv, "--max-length", "200", "--window", "96", "--repeats", "2", "--corpus", "synthetic", "--out", str(out)]
+    )
+    assert json.loads(out.read_text()) == record
+    assert record["command"][:3] == ["python", "-m", "benchmarks.long_speed"]
+    for policy in ("truncate", "chunk"):
+        for preset in ("va", "kv"):
+            cell = record["policies"][policy][preset]
+            for length in ("64", "160"):
+                row = cell["rows"][length]
+                assert len(row["engine_s"]) == len(row["bare_s"]) == 2 and min(row["engine_s"] + row["bare_s"]) > 0
+                assert row["vs_bare"] == pytest.approx(row["bare_median_s"] / row["engine_median_s"])
+            assert cell["rows"]["64"]["sequences"] == 1
+            assert (cell["rows"]["160"]["sequences"] > 1) == (policy == "chunk")  # chunk: several windows
+    table = long_speed.render_markdown(record)
+    assert table in capsys.readouterr().out
+    rows = [line for line in table.splitlines() if line.startswith("| truncate") or line.startswith("| chunk")]
+    assert len(rows) == 4
+    ratio = record["policies"]["chunk"]["kv"]["rows"]["160"]["vs_bare"]
+    assert rows[-1].startswith("| chunk | kv |") and rows[-1].endswith(f"| {ratio:.2f}x |")
+
+
+def test_render_prints_an_earlier_runs_table(tmp_path, capsys):
+    row = {"bare_median_s": 2.0, "engine_median_s": 1.6}
+    record = {
+        "settings": {"lengths": [512, 4096]},
+        "policies": {"chunk": {"va": {"layers": list(range(15, 30)), "rows": {"512": row}},
+                               "kv": {"layers": [3, 9], "rows": {"512": row, "4096": row}}}},
+    }  # fmt: skip
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(record))
+    assert long_speed.main(["--render", str(path)]) == record
+    out = capsys.readouterr().out
+    assert "| chunk | va | 15-29 | 1.25x | - |" in out and "| chunk | kv | 3, 9 | 1.25x | 1.25x |" in out
