@@ -36,3 +36,16 @@ def test_every_variant_gets_a_window_per_preset_and_a_score(tmp_path, tiny_model
     contiguous = [v["va"] for v in study["variants"].values() if "-".join(map(str, v["va"]["layers"])) in windows]
     assert contiguous and all(entry["score"] <= best + 1e-9 for entry in contiguous)  # the sweep bounds them
     assert set(study["kv_scores"]) >= {"-".join(map(str, study["kv_fallback"]))}
+    from benchmarks import calibration_report
+
+    ranked = calibration_report.ranked_variants(study)
+    assert len(ranked) == expected and ranked == sorted(ranked, key=lambda row: (row["regret"], row["label"]))
+    label = ranked[0]["label"]
+    regret = sum(
+        max(study["sweep"][p].values()) - study["variants"][label][p]["score"] for p in ("va", "wva", "aligned-wva")
+    )
+    assert abs(ranked[0]["regret"] - regret / 3) < 1e-12
+    text = calibration_report.render_markdown(record, top_n=3)
+    for preset in ("va", "wva", "aligned-wva", "kv"):
+        assert sum(line.startswith(f"| {preset} |") for line in text.splitlines()) == 1
+    assert f"| 1. {label} | {ranked[0]['regret']:.3f} |" in text and "| 4. " not in text

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
 import sys
 import tracemalloc
 
@@ -136,14 +138,37 @@ def test_crlf_lines_and_an_empty_input(tiny_model_folder, tmp_path, capsys):
     assert "wrote 0 embeddings" in capsys.readouterr().err
 
 
-def test_a_bad_prompt_or_device_fails_before_reading(tiny_model_folder, tmp_path, capsys):
+def test_a_bad_prompt_device_or_dtype_is_one_line_before_any_output(tiny_model_folder, tmp_path, capsys):
     source = str(write_lines(tmp_path / "in.txt"))
-    code, captured = run(
-        capsys, ["embed", "--model", str(tiny_model_folder), "--input", source, "--prompt", "{text} {text}"]
-    )
+    base = ["embed", "--model", str(tiny_model_folder), "--input", source]
+    code, captured = run(capsys, [*base, "--prompt", "{text} {text}"])
     assert code == 2 and "holds '{text}' more than once" in captured.err and captured.out == ""
-    code, captured = run(capsys, ["embed", "--model", str(tiny_model_folder), "--input", source, "--dtype", "int3"])
+    code, captured = run(capsys, [*base, "--device", "gpu"])
+    assert code == 2 and "on device 'gpu'" in captured.err and len(captured.err.splitlines()) == 1
+    assert captured.out == ""
+    code, captured = run(capsys, [*base, "--dtype", "int3"])
     assert code == 2 and "--dtype" in captured.err
+
+
+def test_a_byte_order_mark_is_not_text(tiny_model_folder, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_bytes("\ufefffirst\nsecond\n".encode())
+    output = tmp_path / "out.jsonl"
+    assert main(["embed", "--model", str(tiny_model_folder), "--input", str(source), "--output", str(output)]) == 0
+    assert [json.loads(line)["text"] for line in output.read_text().splitlines()] == ["first", "second"]
+
+
+def test_a_reader_that_stops_early_ends_the_run_quietly(tiny_model_folder):
+    command = [sys.executable, "-m", "vaembed.cli", "embed", "--model", str(tiny_model_folder), "--chunk-lines", "1"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    process.stdin.write(b"".join(f"text {i}\n".encode() for i in range(400)))
+    process.stdin.close()
+    first = json.loads(process.stdout.readline())
+    process.stdout.close()  # as `| head -1` does
+    assert process.wait(timeout=120) == 0
+    error = process.stderr.read().decode()
+    assert first["index"] == 0 and "Broken pipe" not in error and "Exception ignored" not in error, error
 
 
 def test_npy_writer_header_holds_any_row_count(tmp_path):

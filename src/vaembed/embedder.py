@@ -304,11 +304,13 @@ class Embedder:
         """
         items, single = check_texts(texts)
         check_encode_options(role, batch_size)
-        if check_precision(precision) in ("int8", "uint8"):
-            ranges = self.quantization_ranges(normalize) if ranges is None else check_ranges(ranges, self.dimension)
+        integer = check_precision(precision) in ("int8", "uint8")
+        ranges = check_ranges(ranges, self.dimension) if integer and ranges is not None else ranges
         as_tensor = convert_to_tensor or not convert_to_numpy
-        if not items:
-            return encode_output(torch.zeros((0, self.dimension)), precision, ranges, as_tensor=as_tensor)
+        if not items:  # no codes to bucket: no corpus pass for the default ranges
+            empty = np.zeros((2, self.dimension)) if ranges is None else ranges
+            return encode_output(torch.zeros((0, self.dimension)), precision, empty, as_tensor=as_tensor)
+        ranges = self.quantization_ranges(normalize) if integer and ranges is None else ranges
         sequences, shortened = self.tokenize(items, role=role, prompt=prompt)
         if shortened and self.long_text == "truncate":
             warnings.warn(

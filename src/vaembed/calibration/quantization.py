@@ -3,9 +3,11 @@
 The precisions follow sentence-transformers' `encode(precision=...)`:
 
 - `"float32"`: the embeddings as they are.
-- `"int8"` / `"uint8"`: each dimension's range `[low, high]` is cut into 256
-  equal buckets and a value becomes its bucket's index (minus 128 for int8);
-  values outside the range go to the first or last bucket. The ranges are the
+- `"int8"` / `"uint8"`: each dimension's range `[low, high]` is cut into 255
+  equal steps and a value becomes `floor((value - low) / step)` (minus 128 for
+  int8): the codes of sentence-transformers' `quantize_embeddings` for values
+  inside the ranges. Values outside go to the first or last code, and a
+  dimension whose range is empty steps by 1 from its low, as there. The ranges are the
   per-dimension minimum and maximum of the embedder's own final vectors (same
   post-processing and normalisation) over the bundled calibration corpus,
   computed once per embedder setting (`Embedder.quantization_ranges`,
@@ -75,11 +77,19 @@ def check_ranges(ranges: object, dimension: int) -> np.ndarray:
 
 
 def _steps(ranges: np.ndarray) -> np.ndarray:
+    """Bucket widths: 255 steps from low to high, as sentence-transformers (1 where the range is empty)."""
     width = ranges[1] - ranges[0]
-    return np.where(width > 0, width / INT_BUCKETS, 1.0)
+    return np.where(width > 0, width / (INT_BUCKETS - 1), 1.0)
 
 
-def quantize_embeddings(embeddings: np.ndarray, precision: Precision, ranges: np.ndarray | None = None) -> np.ndarray:
+def _bucket(rows: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    buckets = np.floor((rows.astype(np.float64) - bounds[0]) / _steps(bounds))
+    return np.clip(buckets, 0, INT_BUCKETS - 1).astype(np.int16)
+
+
+def quantize_embeddings(
+    embeddings: np.ndarray | torch.Tensor, precision: Precision, ranges: np.ndarray | None = None
+) -> np.ndarray:
     """Quantise float embeddings of shape `(n, dimension)` (or one `(dimension,)` vector).
 
     Args:
@@ -95,6 +105,8 @@ def quantize_embeddings(embeddings: np.ndarray, precision: Precision, ranges: np
         ValueError: Bad `precision`, missing or bad `ranges` for int8/uint8, or NaN in the embeddings.
     """
     precision = check_precision(precision)
+    if isinstance(embeddings, torch.Tensor):
+        embeddings = embeddings.detach().to("cpu", torch.float32).numpy()
     values = np.asarray(embeddings, dtype=np.float32)
     single = values.ndim == 1
     rows = values[None, :] if single else values
@@ -107,9 +119,7 @@ def quantize_embeddings(embeddings: np.ndarray, precision: Precision, ranges: np
     elif precision in ("int8", "uint8"):
         if ranges is None:
             raise ValueError(f"precision={precision!r} needs ranges (lows and highs per dimension)")
-        bounds = check_ranges(ranges, rows.shape[1])
-        buckets = np.floor((rows.astype(np.float64) - bounds[0]) / _steps(bounds))
-        codes = np.clip(buckets, 0, INT_BUCKETS - 1).astype(np.int16)
+        codes = _bucket(rows, check_ranges(ranges, rows.shape[1]))
         out = (codes - 128).astype(np.int8) if precision == "int8" else codes.astype(np.uint8)
     else:
         packed = np.packbits(rows > 0, axis=1)
@@ -119,7 +129,7 @@ def quantize_embeddings(embeddings: np.ndarray, precision: Precision, ranges: np
 
 
 def dequantize_embeddings(codes: np.ndarray, precision: Precision, ranges: np.ndarray) -> np.ndarray:
-    """Map int8/uint8 codes back to their buckets' centres (float32).
+    """Map int8/uint8 codes back to their buckets' centres (float32; the top bucket's is its high).
 
     Raises:
         ValueError: `precision` is not int8 or uint8, or bad `ranges`.
@@ -129,7 +139,8 @@ def dequantize_embeddings(codes: np.ndarray, precision: Precision, ranges: np.nd
     values = np.asarray(codes).astype(np.float64)
     values = values + 128 if precision == "int8" else values
     bounds = check_ranges(ranges, values.shape[-1])
-    return (bounds[0] + (values + 0.5) * _steps(bounds)).astype(np.float32)
+    centres = np.minimum(bounds[0] + (values + 0.5) * _steps(bounds), bounds[1])
+    return centres.astype(np.float32)
 
 
 def encode_output(

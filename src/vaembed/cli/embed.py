@@ -3,9 +3,9 @@
 The input is read and embedded `--chunk-lines` lines at a time, so memory stays
 flat however long the file is (a million lines holds one chunk of texts and
 vectors at a time, plus the model). JSON lines on stdout are flushed after
-each chunk. A file output is written beside its destination as
-`<name>.part` and moved into place only once every line is embedded: a failure
-leaves any earlier file of that name as it was. A `.npy` file gets its header
+each chunk. A file output is written beside its destination as a
+`.<name>.<random>.part` file and moved into place only once every line is
+embedded: a failure leaves any earlier file of that name as it was. A `.npy` file gets its header
 (which holds the row count) after the rows are streamed.
 """
 
@@ -16,7 +16,9 @@ import json
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import closing
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO, TextIO
@@ -132,22 +134,36 @@ def run_embed(args: argparse.Namespace) -> int:
     texts = iter_texts(args.input)
     if args.prompt is not None:
         get_recipe(args.recipe).prompt.with_instruction(args.prompt, args.role)  # a bad prompt fails before loading
-    embedder = load_embedder_from_args(args, layers)
-    chunks = chunked(texts, args.chunk_lines)
-    if kind == "stdout":
-        start = 0
+    with closing(texts):  # closes the input file on every exit
+        embedder = load_embedder_from_args(args, layers)
+        chunks = chunked(texts, args.chunk_lines)
+        if kind == "stdout":
+            return _write_stdout(chunks, embedder, args)
+        output = Path(args.output)
+        handle, name = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part")
+        os.close(handle)
+        part = Path(name)  # a name of its own: runs writing the same output do not share it
+        try:
+            count = _write_file(part, kind, chunks, embedder, args)
+            os.replace(part, output)
+        finally:
+            part.unlink(missing_ok=True)
+    print(f"wrote {count} embeddings of dimension {embedder.dimension} to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _write_stdout(chunks: Iterator[list[str]], embedder: Embedder, args: argparse.Namespace) -> int:
+    """JSON lines on stdout, flushed per chunk; a reader that stops early (`| head`) ends the run quietly."""
+    start = 0
+    try:
         for chunk in chunks:
             _write_json_lines(sys.stdout, start, chunk, _encode_chunk(embedder, chunk, start, args))
             sys.stdout.flush()
             start += len(chunk)
-        return 0
-    part = Path(f"{args.output}.part")
-    try:
-        count = _write_file(part, kind, chunks, embedder, args)
-        os.replace(part, args.output)
-    finally:
-        part.unlink(missing_ok=True)
-    print(f"wrote {count} embeddings of dimension {embedder.dimension} to {args.output}", file=sys.stderr)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        os.close(devnull)
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -76,39 +76,42 @@ def parse_layers(text: str) -> LayerSpec:
         raise CommandError(f"--layers {text!r}: give comma-separated layer indices or a single name") from None
 
 
-def iter_texts(source: str | None) -> Iterator[str]:
+def iter_texts(source: str | None) -> Generator[str, None, None]:
     """One text per line of a UTF-8 file, or of stdin when `source` is None or `"-"`, read lazily.
 
     Lines end with a line feed (or CR LF); empty lines become empty texts; a final line end
-    does not add one. The file is checked when this is called, each line when it is read.
+    does not add one; a leading byte-order mark is dropped. The file is checked when this
+    is called, opened on the first read, and each line is decoded when it is read.
 
     Raises:
         CommandError: The file does not exist or is not a file; (while reading) a line
             is not UTF-8 (its number is named).
     """
     if source is None or source == "-":
-        return _decoded_lines(getattr(sys.stdin, "buffer", sys.stdin), "stdin", close=False)
+        return _decoded_lines(getattr(sys.stdin, "buffer", sys.stdin), "stdin")
     path = Path(source)
     if not path.is_file():
         raise CommandError(f"input file {source!r} does not exist or is not a file")
-    return _decoded_lines(path.open("rb"), f"input file {source!r}", close=True)
+    return _file_lines(path, f"input file {source!r}")
 
 
-def _decoded_lines(stream: BinaryIO | TextIO, name: str, *, close: bool) -> Iterator[str]:
-    try:
-        for number, raw in enumerate(stream, start=1):
-            if isinstance(raw, str):  # a text stream standing in for stdin
-                yield raw.removesuffix("\n").removesuffix("\r")
-                continue
+def _file_lines(path: Path, name: str) -> Generator[str, None, None]:
+    with path.open("rb") as stream:  # opened on the first read, closed at the end or when the reader is closed
+        yield from _decoded_lines(stream, name)
+
+
+def _decoded_lines(stream: BinaryIO | TextIO, name: str) -> Generator[str, None, None]:
+    for number, raw in enumerate(stream, start=1):
+        if isinstance(raw, str):  # a text stream standing in for stdin
+            line = raw.removesuffix("\n").removesuffix("\r")
+        else:
             try:
-                yield raw.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8")
+                line = raw.removesuffix(b"\n").removesuffix(b"\r").decode("utf-8")
             except UnicodeDecodeError as error:
                 raise CommandError(
                     f"{name} line {number} is not UTF-8 text ({error.reason} at byte {error.start} of the line)"
                 ) from None
-    finally:
-        if close:
-            stream.close()
+        yield line.removeprefix("\ufeff") if number == 1 else line  # a byte-order mark is not text
 
 
 def read_texts(source: str | None) -> list[str]:
@@ -132,6 +135,10 @@ def load_embedder(model: str, recipe: str, layers: LayerSpec | None = None, **kw
         return Embedder.from_pretrained(model, recipe, layers, **kwargs)
     except OSError as error:
         raise CommandError(f"could not load model {model!r}: {error}") from None
+    except (RuntimeError, AssertionError) as error:  # torch's refusals of a device name or an absent backend
+        device = kwargs.get("device")
+        where = f" on device {device!r}" if device is not None else ""
+        raise CommandError(f"could not load model {model!r}{where}: {error}") from None
 
 
 def load_embedder_from_args(args: argparse.Namespace, layers: LayerSpec | None) -> Embedder:

@@ -1,0 +1,113 @@
+"""Tables of a calibration study (`benchmarks/calibration_study.py`): which probe lands on the useful layers.
+
+    python -m benchmarks.calibration_report benchmarks/results/calibration-study.json
+
+Per model and preset: the best window of the supervised sweep, the fallback
+window, the shipped probes (`default`, `kv-paper`) and the best variant, each
+with its window, score (mean over the five tasks for the readouts, over FAQ
+retrieval and Lee STS for `kv`) and the gap between the windows chosen on two
+disjoint halves of the corpus. Then every variant ranked by its mean regret
+over the readout presets (sweep best minus its score): the probe a default
+should follow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SHIPPED", "ranked_variants", "render_markdown"]
+
+SHIPPED = {
+    "default": "residual-last/none/96t/330/interior-min",
+    "kv-paper": "residual-last/compress/96t/330/interior-min",
+}
+"""The study's labels of the probes `vaembed.calibration.probe.PROBES` ships."""
+READOUT_PRESETS = ("va", "wva", "aligned-wva")
+
+
+def _window(layers: list[int]) -> str:
+    return (
+        f"{layers[0]}-{layers[-1]}" if layers == list(range(layers[0], layers[-1] + 1)) else ",".join(map(str, layers))
+    )
+
+
+def ranked_variants(model: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every variant with its mean regret over the readout presets, best (lowest regret) first."""
+    best = {preset: max(model["sweep"][preset].values()) for preset in READOUT_PRESETS}
+    rows = []
+    for label, entry in model["variants"].items():
+        regrets = [best[preset] - entry[preset]["score"] for preset in READOUT_PRESETS]
+        beats = sum(entry[preset]["score"] >= model["fallback_score"][preset] for preset in READOUT_PRESETS)
+        gaps = [entry[preset]["halves_gap"] for preset in (*READOUT_PRESETS, "kv")]
+        rows.append({"label": label, "regret": sum(regrets) / len(regrets), "beats_fallback": beats,
+                     "max_halves_gap": max(gaps), "kv": entry["kv"]["score"]})  # fmt: skip
+    return sorted(rows, key=lambda row: (row["regret"], row["label"]))
+
+
+def _preset_table(model: dict[str, Any], top: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| preset | sweep best | fallback | default probe | kv-paper probe | best variant by mean regret |",
+        "|---|---|---|---|---|---|",
+    ]
+    kv_fallback = model["kv_scores"]["-".join(map(str, model["kv_fallback"]))]
+    for preset in (*READOUT_PRESETS, "kv"):
+        if preset == "kv":
+            sweep = "-"
+            fallback = f"{_window(model['kv_fallback'])}: {kv_fallback:.3f}"
+        else:
+            window, score = max(model["sweep"][preset].items(), key=lambda item: item[1])
+            sweep = f"{window.split('-')[0]}-{window.split('-')[-1]}: {score:.3f}"
+            fallback = f"{_window(model['fallback'])}: {model['fallback_score'][preset]:.3f}"
+        cells = []
+        for label in (SHIPPED["default"], SHIPPED["kv-paper"], top[0]["label"]):
+            chosen = model["variants"].get(label, {}).get(preset)
+            cells.append(
+                "-"
+                if chosen is None
+                else f"{_window(chosen['layers'])}: {chosen['score']:.3f} (halves gap {chosen['halves_gap']})"
+            )
+        lines.append(f"| {preset} | {sweep} | {fallback} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_markdown(record: dict[str, Any], top_n: int = 10) -> str:
+    """The study as markdown: per model, the preset table and the variants ranked by mean regret."""
+    out: list[str] = []
+    for name, model in record["models"].items():
+        ranked = ranked_variants(model)
+        out += [f"#### {name} ({model['num_layers']} layers, windows of {model['width']}; sizes {record['sizes']})", ""]
+        out += [*_preset_table(model, ranked), ""]
+        out += [
+            f"Variants ranked by mean regret over {', '.join(READOUT_PRESETS)} "
+            f"(of {len(ranked)}; representation/prompt/tokens/texts/rule):",
+            "",
+            "| variant | mean regret | beats fallback (of 3) | largest halves gap | kv score |",
+            "|---|---|---|---|---|",
+        ]
+        shown = ranked[:top_n] + [row for row in ranked[top_n:] if row["label"] in SHIPPED.values()]
+        for row in shown:
+            place = ranked.index(row) + 1
+            out.append(
+                f"| {place}. {row['label']} | {row['regret']:.3f} | {row['beats_fallback']} | "
+                f"{row['max_halves_gap']} | {row['kv']:.3f} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Print the tables of a study's JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("study", type=Path)
+    parser.add_argument("--top", type=int, default=10, help="variants shown (the shipped probes always are)")
+    args = parser.parse_args(argv)
+    text = render_markdown(json.loads(args.study.read_text(encoding="utf-8")), args.top)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main()
