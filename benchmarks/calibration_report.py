@@ -7,8 +7,8 @@ window, the shipped probes (`default`, `kv-paper`) and the best variant, each
 with its window, score (mean over the five tasks for the readouts, over FAQ
 retrieval and Lee STS for `kv`) and the gap between the windows chosen on two
 disjoint halves of the corpus. Then every variant ranked by its mean regret
-over the readout presets (sweep best minus its score): the probe a default
-should follow.
+over the readout presets (sweep best minus its score), and the best of those
+whose two halves agree within one layer: the probe a default should follow.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ SHIPPED = {
 }
 """The study's labels of the probes `vaembed.calibration.probe.PROBES` ships."""
 READOUT_PRESETS = ("va", "wva", "aligned-wva")
+STABLE_GAP = 1
+"""Largest gap (layers) between the windows of the two disjoint halves for a variant to count as stable."""
 
 
 def _window(layers: list[int]) -> str:
@@ -78,16 +80,21 @@ def render_markdown(record: dict[str, Any], top_n: int = 10) -> str:
     out: list[str] = []
     for name, model in record["models"].items():
         ranked = ranked_variants(model)
+        stable = [row for row in ranked if row["max_halves_gap"] <= STABLE_GAP]
         out += [f"#### {name} ({model['num_layers']} layers, windows of {model['width']}; sizes {record['sizes']})", ""]
         out += [*_preset_table(model, ranked), ""]
         out += [
             f"Variants ranked by mean regret over {', '.join(READOUT_PRESETS)} "
             f"(of {len(ranked)}; representation/prompt/tokens/texts/rule):",
             "",
+            f"The first {top_n}, the shipped probes, and the first {top_n} whose disjoint halves agree within "
+            f"{STABLE_GAP} layer ({len(stable)} of {len(ranked)} do):",
+            "",
             "| variant | mean regret | beats fallback (of 3) | largest halves gap | kv score |",
             "|---|---|---|---|---|",
         ]
         shown = ranked[:top_n] + [row for row in ranked[top_n:] if row["label"] in SHIPPED.values()]
+        shown += [row for row in stable[:top_n] if row not in shown]
         for row in shown:
             place = ranked.index(row) + 1
             out.append(
