@@ -74,7 +74,9 @@ def test_ranges_are_the_extremes_of_the_corpus_vectors_and_are_computed_once(tin
 
 def test_ranges_follow_normalize_and_post_processing(embedder):
     normalised = embedder.quantization_ranges(True)
+    passes = embedder.forward_passes
     raw = embedder.quantization_ranges(False)
+    assert embedder.forward_passes == passes  # one corpus pass gave both settings
     assert np.abs(normalised).max() <= 1.0 + 1e-6
     assert not np.allclose(raw, normalised, atol=1e-2)
     codes = embedder.encode(TEXTS, precision="int8", normalize=False)

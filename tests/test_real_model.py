@@ -106,6 +106,7 @@ def test_quantized_codes_keep_the_default_recipes_answers(real_embedder, record_
     embedder = real_embedder.with_recipe(DEFAULT_RECIPE)
     queries = [item.query for item in corpus.queries]
     answers = np.array([item.answer for item in corpus.queries])
+    assert embedder.statistics is not None  # the post-processing statistics first, so the timing is the ranges' pass
     start = time.perf_counter()
     embedder.quantization_ranges()
     record_property("ranges_seconds", round(time.perf_counter() - start, 1))

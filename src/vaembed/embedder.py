@@ -288,7 +288,7 @@ class Embedder:
             convert_to_numpy: Return a numpy array, else a CPU torch tensor.
             convert_to_tensor: Return a CPU torch tensor (overrides `convert_to_numpy`).
             precision: `"float32"`, or codes (`vaembed.calibration.quantization`): `"int8"`/`"uint8"`
-                (256 buckets per dimension), `"binary"`/`"ubinary"` (sign bits, 8 per byte).
+                (255 steps per dimension), `"binary"`/`"ubinary"` (sign bits, 8 per byte).
             ranges: int8/uint8 only: `(2, dimension)` lows and highs per dimension; default
                 `quantization_ranges(normalize)`, this embedder's over the bundled corpus.
 

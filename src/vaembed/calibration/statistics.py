@@ -22,7 +22,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from vaembed.calibration.profile import ModelIdentity, ProfileError
 from vaembed.calibration.run import model_identity
 from vaembed.engine.forward_pass import PassPlan
 from vaembed.engine.runner import Runner
+from vaembed.engine.tokenization import TokenSequence
 from vaembed.recipes.postprocess import PostProcess, Transform
 from vaembed.recipes.recipe import ResolvedRecipe
 from vaembed.version import __version__
@@ -44,6 +45,7 @@ __all__ = [
     "STATISTICS_MAX_TOKENS",
     "EmbeddingStatistics",
     "compute_statistics",
+    "corpus_vectors",
     "obtain_statistics",
     "recipe_key",
     "statistics_path",
@@ -139,6 +141,24 @@ def _floats(values: Any) -> tuple[float, ...]:
     return out
 
 
+def corpus_vectors(
+    runner: Runner,
+    recipe: ResolvedRecipe,
+    texts: Sequence[str],
+    *,
+    max_tokens: int = STATISTICS_MAX_TOKENS,
+    batch_size: int = 16,
+) -> tuple[list[TokenSequence], torch.Tensor]:
+    """`recipe`'s raw (unprocessed) vectors of `texts`, each a document cut to `max_tokens` tokens.
+
+    Returns:
+        The sequences (one per text) and one float32 row per text.
+    """
+    sequences, _ = runner.tokenizer_for(max_tokens).encode(list(texts), recipe.prompt, "document", "truncate")
+    (readings,) = runner.read(sequences, [PassPlan(recipe, runner.num_layers)], batch_size=batch_size)
+    return sequences, readings.vectors
+
+
 def compute_statistics(
     runner: Runner,
     recipe: ResolvedRecipe,
@@ -156,9 +176,8 @@ def compute_statistics(
     """
     corpus = bundled_corpus() if texts is None else user_corpus(texts)
     start = time.perf_counter()
-    sequences, _ = runner.tokenizer_for(max_tokens).encode(list(corpus.texts), recipe.prompt, "document", "truncate")
-    (readings,) = runner.read(sequences, [PassPlan(recipe, runner.num_layers)], batch_size=batch_size)
-    vectors = readings.vectors.double()
+    _, raw = corpus_vectors(runner, recipe, corpus.texts, max_tokens=max_tokens, batch_size=batch_size)
+    vectors = raw.double()
     return EmbeddingStatistics(
         model=model_identity(runner),
         recipe=recipe_key(recipe),

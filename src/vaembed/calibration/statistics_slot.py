@@ -8,7 +8,7 @@ own texts. Threads that embed at once compute them once.
 
 `ranges` gives the per-dimension lows and highs of the final vectors (this
 transform, then optionally L2 normalisation) over the bundled corpus, which
-int8/uint8 quantisation buckets by; computed once per `normalize` setting.
+int8/uint8 quantisation buckets by; one corpus pass gives both `normalize` settings.
 """
 
 from __future__ import annotations
@@ -19,14 +19,8 @@ from collections.abc import Iterable
 import numpy as np
 
 from vaembed.calibration.corpus import bundled_corpus
-from vaembed.calibration.statistics import (
-    STATISTICS_MAX_TOKENS,
-    EmbeddingStatistics,
-    compute_statistics,
-    obtain_statistics,
-)
+from vaembed.calibration.statistics import EmbeddingStatistics, compute_statistics, corpus_vectors, obtain_statistics
 from vaembed.engine.batching import combine_chunks
-from vaembed.engine.forward_pass import PassPlan
 from vaembed.engine.runner import Runner
 from vaembed.recipes.postprocess import PostProcess, Transform, check_postprocess
 from vaembed.recipes.recipe import ResolvedRecipe
@@ -69,22 +63,21 @@ class StatisticsSlot:
     def ranges(self, normalize: bool = True) -> np.ndarray:
         """`(2, dimension)` per-dimension lows and highs of the final vectors over the bundled corpus.
 
-        Each corpus text is a document cut to `STATISTICS_MAX_TOKENS` tokens (as for the statistics).
+        Each corpus text is a document cut to `STATISTICS_MAX_TOKENS` tokens (as for the statistics);
+        one pass gives the ranges of both `normalize` settings.
         """
         transform = self.transform  # outside the lock: obtaining statistics takes it too
         with self._lock:
-            if normalize not in self._ranges:
-                texts = list(bundled_corpus().texts)
-                tokenizer = self.runner.tokenizer_for(STATISTICS_MAX_TOKENS)
-                sequences, _ = tokenizer.encode(texts, self.recipe.prompt, "document", "truncate")
-                plan = PassPlan(self.recipe, self.runner.num_layers)
-                (readings,) = self.runner.read(sequences, [plan], batch_size=16)
-                vectors = transform(readings.vectors) if transform is not None else readings.vectors
-                found = combine_chunks(sequences, vectors, len(texts), normalize).double().numpy()
-                ranges = np.stack([found.min(axis=0), found.max(axis=0)])
-                ranges.setflags(write=False)
-                self._ranges[normalize] = ranges
-            return self._ranges[normalize]
+            if not self._ranges:
+                texts = bundled_corpus().texts
+                sequences, raw = corpus_vectors(self.runner, self.recipe, texts)
+                vectors = transform(raw) if transform is not None else raw
+                for unit in (False, True):
+                    found = combine_chunks(sequences, vectors, len(texts), unit).double().numpy()
+                    ranges = np.stack([found.min(axis=0), found.max(axis=0)])
+                    ranges.setflags(write=False)
+                    self._ranges[unit] = ranges
+            return self._ranges[bool(normalize)]
 
     def fitted(self, texts: Iterable[str], mode: PostProcess, *, max_tokens: int) -> StatisticsSlot:
         """A slot holding statistics of `texts` instead of the bundled corpus (this one is unchanged).
