@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SHIPPED", "ranked_variants", "render_markdown"]
+__all__ = ["SHIPPED", "across_models", "ranked_variants", "render_markdown"]
 
 SHIPPED = {
     "default": "residual-last/none/96t/330/interior-min",
@@ -47,6 +47,55 @@ def ranked_variants(model: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"label": label, "regret": sum(regrets) / len(regrets), "beats_fallback": beats,
                      "max_halves_gap": max(gaps), "kv": entry["kv"]["score"]})  # fmt: skip
     return sorted(rows, key=lambda row: (row["regret"], row["label"]))
+
+
+def across_models(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every variant studied on all models, ranked by its mean regret over the models (each model's mean regret).
+
+    Each row also holds the worst model's regret, on how many (model, readout
+    preset) pairs the variant's window scores at least the fallback window, the
+    largest halves gap over models and presets (`kv` included), and each model's
+    regret.
+    """
+    models = record["models"]
+    per_model = {name: {row["label"]: row for row in ranked_variants(model)} for name, model in models.items()}
+    labels = set.intersection(*(set(rows) for rows in per_model.values())) if per_model else set()
+    out = []
+    for label in labels:
+        rows = {name: rows[label] for name, rows in per_model.items()}
+        regrets = [row["regret"] for row in rows.values()]
+        out.append({"label": label, "regret": sum(regrets) / len(regrets), "worst": max(regrets),
+                    "beats_fallback": sum(row["beats_fallback"] for row in rows.values()),
+                    "max_halves_gap": max(row["max_halves_gap"] for row in rows.values()),
+                    "models": {name: row["regret"] for name, row in rows.items()}})  # fmt: skip
+    return sorted(out, key=lambda row: (row["regret"], row["label"]))
+
+
+def _across_table(record: dict[str, Any], top_n: int) -> list[str]:
+    ranked = across_models(record)
+    names = list(record["models"])
+    stable = [row for row in ranked if row["max_halves_gap"] <= STABLE_GAP]
+    pairs = len(names) * len(READOUT_PRESETS)
+    lines = [
+        f"#### Across models ({', '.join(names)})",
+        "",
+        f"Variants ranked by mean regret over the models: the first {top_n}, the shipped probes, and the first "
+        f"{top_n} whose halves agree within {STABLE_GAP} layer on every model and preset ({len(stable)} of "
+        f"{len(ranked)}):",
+        "",
+        f"| variant | mean regret | worst model | {' | '.join(names)} | beats fallback (of {pairs}) | "
+        "largest halves gap |",
+        "|---|---|---|" + "---|" * len(names) + "---|---|",
+    ]
+    shown = ranked[:top_n] + [row for row in ranked[top_n:] if row["label"] in SHIPPED.values()]
+    shown += [row for row in stable[:top_n] if row not in shown]
+    for row in shown:
+        cells = " | ".join(f"{row['models'][name]:.3f}" for name in names)
+        lines.append(
+            f"| {ranked.index(row) + 1}. {row['label']} | {row['regret']:.3f} | {row['worst']:.3f} | {cells} | "
+            f"{row['beats_fallback']} | {row['max_halves_gap']} |"
+        )
+    return [*lines, ""]
 
 
 def _preset_table(model: dict[str, Any], top: list[dict[str, Any]]) -> list[str]:
@@ -102,6 +151,8 @@ def render_markdown(record: dict[str, Any], top_n: int = 10) -> str:
                 f"{row['max_halves_gap']} | {row['kv']:.3f} |"
             )
         out.append("")
+    if len(record["models"]) > 1:
+        out += _across_table(record, top_n)
     return "\n".join(out)
 
 

@@ -53,3 +53,57 @@ def test_every_variant_gets_a_window_per_preset_and_a_score(tmp_path, tiny_model
     stable = [row for row in ranked if row["max_halves_gap"] <= calibration_report.STABLE_GAP][:3]
     shown = {line.split(". ", 1)[1].split(" |")[0] for line in text.splitlines() if re.match(r"^\| \d+\. ", line)}
     assert shown == {row["label"] for row in ranked[:3] + stable}  # no shipped label at 32 tokens
+
+
+def _synthetic_model(va: dict[str, float], fallback: float, gaps: dict[str, int]) -> dict:
+    """A study record of one 10-layer model: sweep of windows of 2, two variants with given va scores."""
+    sweep = {f"{s}-{s + 1}": 0.1 * s / 8 for s in range(9)}  # best 8-9: 0.1
+    record = {"num_layers": 10, "width": 2, "fallback": list(range(5, 10)), "kv_fallback": [5, 6],
+              "kv_scores": {"5-6": 0.2}, "sweep": {p: dict(sweep) for p in ("va", "wva", "aligned-wva")},
+              "fallback_score": {p: fallback for p in ("va", "wva", "aligned-wva")}, "variants": {},
+              "curves": {}}  # fmt: skip
+    for label, score in va.items():
+        entry = {p: {"layers": [8, 9], "score": 0.1, "halves_gap": 0} for p in ("wva", "aligned-wva", "kv")}
+        entry["va"] = {"layers": [2, 3], "score": score, "halves_gap": gaps[label]}
+        record["variants"][label] = entry
+        name = label.split("/")[0]
+        record["curves"][f"{name}/none/96"] = [float(10 - layer) for layer in range(10)]
+    return record
+
+
+def test_across_models_ranks_variants_by_their_mean_regret_over_models(tmp_path):
+    from benchmarks import calibration_figures, calibration_report
+
+    a, b = "residual-last/none/96t/330/interior-min", "residual-mean/none/96t/330/global-min"
+    record = {"sizes": "small", "models": {
+        "m1": _synthetic_model({a: 0.04, b: 0.07}, fallback=0.05, gaps={a: 0, b: 3}),
+        "m2": _synthetic_model({a: 0.10, b: 0.01}, fallback=0.05, gaps={a: 1, b: 0}),
+    }}  # fmt: skip
+    ranked = calibration_report.across_models(record)
+    assert [row["label"] for row in ranked] == [a, b]  # a: (0.02 + 0) / 2, b: (0.01 + 0.03) / 2
+    regret_a = ((0.1 - 0.04) / 3 + 0.0) / 2
+    regret_b = ((0.1 - 0.07) / 3 + (0.1 - 0.01) / 3) / 2
+    assert abs(ranked[0]["regret"] - regret_a) < 1e-12 and abs(ranked[1]["regret"] - regret_b) < 1e-12
+    assert abs(ranked[1]["worst"] - 0.03) < 1e-12 and ranked[1]["max_halves_gap"] == 3
+    assert ranked[0]["beats_fallback"] == 2 + 3 and ranked[1]["beats_fallback"] == 3 + 2  # va below on one model
+    text = calibration_report.render_markdown(record, top_n=1)
+    assert "#### Across models (m1, m2)" in text
+    assert f"| 1. {a} | {regret_a:.3f} | {max(ranked[0]['models'].values()):.3f} |" in text
+    single = calibration_report.render_markdown({"sizes": "small", "models": {"m1": record["models"]["m1"]}})
+    assert "Across models" not in single
+
+    assert calibration_figures.curve_key("readout/preset/256t/150/smoothed-min") == "readout:va/none/256"
+    assert calibration_figures.curve_key(b) == "residual-mean/none/96"
+    record["models"]["m1"]["variants"][calibration_report.SHIPPED["kv-paper"]] = record["models"]["m1"]["variants"][a]
+    record["models"]["m1"]["curves"]["residual-last/compress/96"] = [1.0] * 10
+    out = tmp_path / "figures"
+    paths = calibration_figures.main([str(_write(tmp_path, {"models": {"m1": record["models"]["m1"]}})),
+                                      "--out", str(out), "--variant", b])  # fmt: skip
+    assert paths == [out / "calibration-m1.png"] and paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in out.iterdir()] == ["calibration-m1.png"]  # written atomically: no temporary left
+
+
+def _write(folder, record: dict):
+    path = folder / "study.json"
+    path.write_text(json.dumps(record))
+    return path
