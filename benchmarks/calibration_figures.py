@@ -5,9 +5,8 @@ r"""Figures of a calibration study: each model's ID curves above its supervised 
 
 One PNG per model (`calibration-<model>.png`). Top: the intrinsic-dimension
 curves (each divided by its largest value, so curves of different scale share
-an axis) of the shipped probes and of the variant a default follows (by
-default the best across models, `calibration_report.across_models`), on all
-bundled texts; bottom: the mean score over the five tasks of `va`, `wva` and
+an axis) of the shipped probes (`default`, `methods`, `kv-paper`) and of
+another variant if one is given, on all bundled texts; bottom: the mean score over the five tasks of `va`, `wva` and
 `aligned-wva` at every window of the sweep (drawn at the window's centre), the
 fallback window's scores dashed, and the windows the shipped probes and the
 variant choose for `va` shaded.
@@ -22,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.calibration_report import READOUT_PRESETS, SHIPPED, across_models
+from benchmarks.calibration_report import READOUT_PRESETS, SHIPPED
 from vaembed.cache import atomic_file
 
 __all__ = ["curve_key", "plot_model"]
 
 _VA_PROMPT = "none"
-_COLOURS = {"default": "tab:gray", "kv-paper": "tab:purple", "variant": "tab:green"}
+_COLOURS = {"methods": "tab:gray", "kv-paper": "tab:purple", "default": "tab:green", "variant": "tab:red"}
 
 
 def curve_key(label: str) -> str:
@@ -64,7 +63,9 @@ def plot_model(name: str, model: dict[str, Any], variant: str, path: Path) -> Pa
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    probes = {"default": SHIPPED["default"], "kv-paper": SHIPPED["kv-paper"], "variant": variant}
+    probes = {"methods": SHIPPED["methods"], "kv-paper": SHIPPED["kv-paper"], "default": SHIPPED["default"]}
+    if variant != SHIPPED["default"]:
+        probes["variant"] = variant
     figure = Figure(figsize=(8.0, 7.0), layout="constrained")
     FigureCanvasAgg(figure)
     top, bottom = figure.subplots(2, 1, sharex=True)
@@ -98,10 +99,10 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", type=Path)
     parser.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
-    parser.add_argument("--variant", help="the variant to draw (default: the best across models)")
+    parser.add_argument("--variant", help="another variant to draw beside the shipped probes")
     args = parser.parse_args(argv)
     record = json.loads(args.study.read_text(encoding="utf-8"))
-    variant = args.variant or across_models(record)[0]["label"]
+    variant = args.variant or SHIPPED["default"]
     paths = [plot_model(name, model, variant, args.out / f"calibration-{Path(name).name}.png")
              for name, model in record["models"].items()]  # fmt: skip
     for path in paths:

@@ -83,7 +83,17 @@ def test_named_probes_and_their_overrides(base):
     assert set(paper.prompts) == {"compress"} and paper.estimator["probe"]["name"] == "kv-paper"
     assert set(per_preset.prompts) == {"none", "prompteol", "compress"}
     assert per_preset.estimator["probe"]["max_tokens"] == 32 and per_preset.estimator["probe"]["prompts"] == "preset"
-    assert set(PROBES) >= {"default", "kv-paper", "methods"}
+    assert set(PROBES) >= {"default", "kv-paper", "methods", "mean-residual"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mean = base.calibrate(TEXTS, save=False, probe="mean-residual", resamples=2)
+        methods = base.calibrate(TEXTS, save=False, probe="methods", resamples=2)
+        default = base.calibrate(TEXTS, save=False, resamples=2)
+    assert set(mean.prompts) == {"none"} and mean.estimator["probe"] == PROBES["mean-residual"].describe()
+    assert mean.estimator["probe"]["representation"] == "residual-mean"
+    assert default.prompts == mean.prompts and default.estimator["probe"]["name"] == "default"
+    assert mean.prompts["none"].curve != methods.prompts["none"].curve  # mean-pooled, not the last token
+    assert methods.estimator["probe"]["representation"] == "residual-last"
     with pytest.raises(ValueError, match="Unknown calibration probe 'best'"):
         base.calibrate(TEXTS, save=False, probe="best")
     with pytest.raises(ValueError, match="representation must be one of"):

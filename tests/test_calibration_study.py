@@ -54,6 +54,19 @@ def test_every_variant_gets_a_window_per_preset_and_a_score(tmp_path, tiny_model
     shown = {line.split(". ", 1)[1].split(" |")[0] for line in text.splitlines() if re.match(r"^\| \d+\. ", line)}
     assert shown == {row["label"] for row in ranked[:3] + stable}  # no shipped label at 32 tokens
 
+    from benchmarks import calibration_defaults
+
+    checked = calibration_defaults.main(
+        [str(out), "--variant", label, "--max-length", "256", "--out", str(tmp_path / "defaults.json")]
+    )
+    for preset in ("va", "aligned-wva"):
+        row = checked["models"][model][preset]
+        assert row["auto"]["layers"] == study["variants"][label][preset]["layers"]
+        assert abs(row["auto"]["raw"] - study["variants"][label][preset]["score"]) < 1e-9  # the study's own score
+        assert abs(row["fallback"]["raw"] - study["fallback_score"][preset]) < 1e-9
+        assert all(-1 <= row[w][mode] <= 1 for w in ("auto", "fallback") for mode in calibration_defaults.MODES)
+    assert "| auto wins |" in calibration_defaults.render_markdown(checked)
+
 
 def _synthetic_model(va: dict[str, float], fallback: float, gaps: dict[str, int]) -> dict:
     """A study record of one 10-layer model: sweep of windows of 2, two variants with given va scores."""
@@ -94,7 +107,8 @@ def test_across_models_ranks_variants_by_their_mean_regret_over_models(tmp_path)
 
     assert calibration_figures.curve_key("readout/preset/256t/150/smoothed-min") == "readout:va/none/256"
     assert calibration_figures.curve_key(b) == "residual-mean/none/96"
-    record["models"]["m1"]["variants"][calibration_report.SHIPPED["kv-paper"]] = record["models"]["m1"]["variants"][a]
+    for shipped in ("kv-paper", "default"):
+        record["models"]["m1"]["variants"][calibration_report.SHIPPED[shipped]] = record["models"]["m1"]["variants"][a]
     record["models"]["m1"]["curves"]["residual-last/compress/96"] = [1.0] * 10
     out = tmp_path / "figures"
     paths = calibration_figures.main([str(_write(tmp_path, {"models": {"m1": record["models"]["m1"]}})),

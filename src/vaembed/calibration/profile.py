@@ -104,8 +104,15 @@ def weights_hash(model: torch.nn.Module, sample: int = 4096) -> str:
 
 
 def default_profile_path(identity: ModelIdentity) -> Path:
-    """`<cache>/profiles/<family>-<hash16>.json`, the hash covering config, weights and depth."""
-    key = f"{identity.config_hash}:{identity.weights_hash}:{identity.num_layers}"
+    """`<cache>/profiles/<family>-<hash16>.json`, the hash covering config, weights, depth and the default probe.
+
+    The default probe is in the key so that a release that changes it calibrates
+    afresh instead of reusing profiles measured the earlier way.
+    """
+    from vaembed.calibration.probe import get_probe  # the probe module needs the engine; keep this one light
+
+    probe = json.dumps(get_probe("default").describe(), sort_keys=True)
+    key = f"{identity.config_hash}:{identity.weights_hash}:{identity.num_layers}:{probe}"
     family = re.sub(r"[^A-Za-z0-9._-]+", "_", identity.family).strip("._") or "model"
     return cache_dir() / "profiles" / f"{family}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
