@@ -5,7 +5,7 @@ r"""Figures of a calibration study: each model's ID curves above its supervised 
 
 One PNG per model (`calibration-<model>.png`). Top: the intrinsic-dimension
 curves (each divided by its largest value, so curves of different scale share
-an axis) of the shipped probes (`default`, `methods`, `kv-paper`) and of
+an axis) of the shipped probes (`default`, `kv-paper`, `mean-residual`) and of
 another variant if one is given, on all bundled texts; bottom: the mean score over the five tasks of `va`, `wva` and
 `aligned-wva` at every window of the sweep (drawn at the window's centre), the
 fallback window's scores dashed, and the windows the shipped probes and the
@@ -27,7 +27,7 @@ from vaembed.cache import atomic_file
 __all__ = ["curve_key", "plot_model"]
 
 _VA_PROMPT = "none"
-_COLOURS = {"methods": "tab:gray", "kv-paper": "tab:purple", "default": "tab:green", "variant": "tab:red"}
+_COLOURS = {"default": "tab:gray", "kv-paper": "tab:purple", "mean-residual": "tab:green", "variant": "tab:red"}
 
 
 def curve_key(label: str) -> str:
@@ -63,8 +63,8 @@ def plot_model(name: str, model: dict[str, Any], variant: str, path: Path) -> Pa
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    probes = {"methods": SHIPPED["methods"], "kv-paper": SHIPPED["kv-paper"], "default": SHIPPED["default"]}
-    if variant != SHIPPED["default"]:
+    probes = {"default": SHIPPED["default"], "kv-paper": SHIPPED["kv-paper"], "mean-residual": SHIPPED["mean-residual"]}
+    if variant != SHIPPED["mean-residual"]:
         probes["variant"] = variant
     figure = Figure(figsize=(8.0, 7.0), layout="constrained")
     FigureCanvasAgg(figure)
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     parser.add_argument("--variant", help="another variant to draw beside the shipped probes")
     args = parser.parse_args(argv)
     record = json.loads(args.study.read_text(encoding="utf-8"))
-    variant = args.variant or SHIPPED["default"]
+    variant = args.variant or SHIPPED["mean-residual"]
     paths = [plot_model(name, model, variant, args.out / f"calibration-{Path(name).name}.png")
              for name, model in record["models"].items()]  # fmt: skip
     for path in paths:

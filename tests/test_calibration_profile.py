@@ -251,12 +251,12 @@ def test_a_new_default_probe_calibrates_afresh_instead_of_reusing_old_profiles(b
     first = Embedder(base.model, base.tokenizer, "va", "auto", name="tiny-llama")
     old_path = default_profile_path(model_identity(first.runner))
     assert first.calibration_profile.estimator["probe"] == probe.PROBES["default"].describe()
-    monkeypatch.setitem(probe.PROBES, "default", probe.CalibrationProbe("default", "residual-last", "text", 96))
+    monkeypatch.setitem(probe.PROBES, "default", probe.CalibrationProbe("default", "residual-mean", "text", 96))
     new_path = default_profile_path(model_identity(first.runner))
     assert new_path != old_path and old_path.is_file()
     second = Embedder(base.model, base.tokenizer, "va", "auto", name="tiny-llama")
     assert second.forward_passes > 0 and new_path.is_file()  # not the profile measured the earlier way
-    assert second.calibration_profile.estimator["probe"]["representation"] == "residual-last"
+    assert second.calibration_profile.estimator["probe"]["representation"] == "residual-mean"
 
 
 def test_profile_follows_the_weights_not_the_name_or_dtype(base, tiny_llama):

@@ -107,7 +107,7 @@ def test_across_models_ranks_variants_by_their_mean_regret_over_models(tmp_path)
 
     assert calibration_figures.curve_key("readout/preset/256t/150/smoothed-min") == "readout:va/none/256"
     assert calibration_figures.curve_key(b) == "residual-mean/none/96"
-    for shipped in ("kv-paper", "default"):
+    for shipped in ("kv-paper", "mean-residual"):
         record["models"]["m1"]["variants"][calibration_report.SHIPPED[shipped]] = record["models"]["m1"]["variants"][a]
     record["models"]["m1"]["curves"]["residual-last/compress/96"] = [1.0] * 10
     out = tmp_path / "figures"
