@@ -13,7 +13,8 @@ exactly the engine's token sequences and batches. The two alternate within
 every repeat (the order flips each repeat), so load on the shared machine hits
 both alike. The ratio is bare seconds over engine seconds (above 1: the engine
 is faster, e.g. by exiting early); target >= 0.95x for every preset. The run
-prints a markdown table of the ratios; `--render RUN.json` prints it again.
+prints a markdown table of the ratios; `--render RUN.json [MORE.json ...]` prints
+it again, merging several runs of one model into one table.
 """
 
 from __future__ import annotations
@@ -148,6 +149,29 @@ def render_markdown(record: Result) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge_records(records: list[Result]) -> Result:
+    """Several runs of one model as one record: the union of their lengths, policies and presets.
+
+    A cell measured by several runs keeps the later run's row (runs are merged in the order given).
+
+    Raises:
+        ValueError: if the runs are of different models or a preset ran with different layers.
+    """
+    models = {record.get("model") for record in records}
+    if len(models) > 1:
+        raise ValueError(f"--render merges runs of one model; got {sorted(map(str, models))}")
+    lengths = sorted({int(length) for record in records for length in record["settings"]["lengths"]})
+    policies: dict[str, dict[str, Any]] = {}
+    for record in records:
+        for policy, presets in record["policies"].items():
+            for preset, cell in presets.items():
+                merged = policies.setdefault(policy, {}).setdefault(preset, {"layers": cell["layers"], "rows": {}})
+                if merged["layers"] != cell["layers"]:
+                    raise ValueError(f"{policy} {preset} ran with layers {merged['layers']} and {cell['layers']}")
+                merged["rows"].update(cell["rows"])
+    return {"model": models.pop(), "settings": {"lengths": lengths}, "policies": policies}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -160,7 +184,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--corpus", choices=("docs", "synthetic"), default="docs")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--render", type=Path, help="print the table of an earlier run's JSON and stop")
+    parser.add_argument(
+        "--render", type=Path, nargs="+", help="print the table of earlier runs' JSON (merged) and stop"
+    )
     return parser.parse_args(argv)
 
 
@@ -168,7 +194,8 @@ def main(argv: list[str] | None = None) -> Result:
     """Run the benchmark and write its JSON."""
     args = parse_args(argv)
     if args.render is not None:
-        record = json.loads(args.render.read_text(encoding="utf-8"))
+        runs = [json.loads(path.read_text(encoding="utf-8")) for path in args.render]
+        record = runs[0] if len(runs) == 1 else merge_records(runs)
         print(render_markdown(record))
         return record
     started = time.perf_counter()

@@ -51,3 +51,38 @@ def test_render_prints_an_earlier_runs_table(tmp_path, capsys):
     assert long_speed.main(["--render", str(path)]) == record
     out = capsys.readouterr().out
     assert "| chunk | va | 15-29 | 1.25x | - |" in out and "| chunk | kv | 3, 9 | 1.25x | 1.25x |" in out
+
+
+def test_render_merges_runs_of_one_model_into_one_table(tmp_path, capsys):
+    fast, slow = {"bare_median_s": 2.0, "engine_median_s": 1.6}, {"bare_median_s": 1.0, "engine_median_s": 2.0}
+    first = {
+        "model": "m",
+        "settings": {"lengths": [512, 4096]},
+        "policies": {"truncate": {"va": {"layers": [5, 6, 7], "rows": {"512": slow, "4096": fast}}}},
+    }
+    second = {
+        "model": "m",
+        "settings": {"lengths": [1024, 512]},
+        "policies": {"truncate": {"va": {"layers": [5, 6, 7], "rows": {"512": fast, "1024": slow}},
+                                  "kv": {"layers": [2], "rows": {"1024": fast}}}},
+    }  # fmt: skip
+    paths = []
+    for index, record in enumerate((first, second)):
+        paths.append(tmp_path / f"run{index}.json")
+        paths[-1].write_text(json.dumps(record))
+    merged = long_speed.main(["--render", *map(str, paths)])
+    assert merged["settings"]["lengths"] == [512, 1024, 4096]
+    out = capsys.readouterr().out
+    assert "| policy | preset | layers | 512 tokens | 1024 tokens | 4096 tokens |" in out
+    assert "| truncate | va | 5-7 | 1.25x | 0.50x | 1.25x |" in out  # the later run's 512 row wins
+    assert "| truncate | kv | 2 | - | 1.25x | - |" in out
+    assert first["policies"]["truncate"]["va"]["rows"]["512"] is slow  # inputs untouched
+
+
+def test_render_refuses_to_merge_runs_of_different_models_or_layers():
+    run = {"model": "a", "settings": {"lengths": [512]}, "policies": {"truncate": {"va": {"layers": [1], "rows": {}}}}}
+    with pytest.raises(ValueError, match="one model"):
+        long_speed.merge_records([run, {**run, "model": "b"}])
+    other_layers = {**run, "policies": {"truncate": {"va": {"layers": [2], "rows": {}}}}}
+    with pytest.raises(ValueError, match=r"truncate va ran with layers \[1\] and \[2\]"):
+        long_speed.merge_records([run, other_layers])
