@@ -35,8 +35,9 @@ def test_every_cell_is_timed_against_the_bare_forward_and_tabulated(tiny_model_f
     assert table in capsys.readouterr().out
     rows = [line for line in table.splitlines() if line.startswith("| truncate") or line.startswith("| chunk")]
     assert len(rows) == 4
-    ratio = record["policies"]["chunk"]["kv"]["rows"]["160"]["vs_bare"]
-    assert rows[-1].startswith("| chunk | kv |") and rows[-1].endswith(f"| {ratio:.2f}x |")
+    last = record["policies"]["chunk"]["kv"]["rows"]["160"]
+    assert rows[-1].startswith("| chunk | kv |")
+    assert rows[-1].endswith(f"| {last['vs_bare']:.2f}x ({last['engine_median_s']:.1f} s) |")
 
 
 def test_render_prints_an_earlier_runs_table(tmp_path, capsys):
@@ -50,7 +51,8 @@ def test_render_prints_an_earlier_runs_table(tmp_path, capsys):
     path.write_text(json.dumps(record))
     assert long_speed.main(["--render", str(path)]) == record
     out = capsys.readouterr().out
-    assert "| chunk | va | 15-29 | 1.25x | - |" in out and "| chunk | kv | 3, 9 | 1.25x | 1.25x |" in out
+    assert "| chunk | va | 15-29 | 1.25x (1.6 s) | - |" in out
+    assert "| chunk | kv | 3, 9 | 1.25x (1.6 s) | 1.25x (1.6 s) |" in out
 
 
 def test_render_merges_runs_of_one_model_into_one_table(tmp_path, capsys):
@@ -74,8 +76,9 @@ def test_render_merges_runs_of_one_model_into_one_table(tmp_path, capsys):
     assert merged["settings"]["lengths"] == [512, 1024, 4096]
     out = capsys.readouterr().out
     assert "| policy | preset | layers | 512 tokens | 1024 tokens | 4096 tokens |" in out
-    assert "| truncate | va | 5-7 | 1.25x | 0.50x | 1.25x |" in out  # the later run's 512 row wins
-    assert "| truncate | kv | 2 | - | 1.25x | - |" in out
+    # the later run's 512 row wins
+    assert "| truncate | va | 5-7 | 1.25x (1.6 s) | 0.50x (2.0 s) | 1.25x (1.6 s) |" in out
+    assert "| truncate | kv | 2 | - | 1.25x (1.6 s) | - |" in out
     assert first["policies"]["truncate"]["va"]["rows"]["512"] is slow  # inputs untouched
 
 
