@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.long_speed import POLICIES, bare_model, run_bare
+from benchmarks.long_speed import POLICIES, bare_model, document_calls, policy_embedder
 from benchmarks.speed import write_json
 from benchmarks.speed_runner import exact_token_text, long_source
 
@@ -58,15 +58,12 @@ def top_ops(bare: dict[str, dict[str, float]], engine: dict[str, dict[str, float
 
 def run(args: argparse.Namespace) -> list[Result]:
     """The alternating rounds: wall seconds and the top operators of each side."""
-    from vaembed import Embedder
     from vaembed.models.loading import resolve_model_folder
 
     bare = bare_model(resolve_model_folder(args.model).location)
-    max_length = args.max_length if args.policy == "truncate" else args.window
-    embedder = Embedder.from_pretrained(args.model, args.preset, long_text=args.policy, max_length=max_length)
+    embedder = policy_embedder(args.model, args.preset, args.policy, args)
     text = exact_token_text(embedder.tokenizer, long_source(args.corpus), args.length)[0]
-    engine_call = lambda: embedder.encode([text], batch_size=32, show_progress_bar=False)  # noqa: E731
-    bare_call = lambda: run_bare(bare, embedder, text)  # noqa: E731
+    engine_call, bare_call = document_calls(embedder, bare, text)
     rounds = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a document at the length limit truncates its last tokens

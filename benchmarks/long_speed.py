@@ -71,10 +71,24 @@ def timed(call: Any) -> float:
     return time.perf_counter() - start
 
 
-def measure(embedder: Any, bare: torch.nn.Module, text: str, repeats: int) -> Result:
-    """Median seconds of the engine and of the bare forward on one document, alternating (one warm-up each)."""
+def policy_embedder(model: str, preset: str, policy: str, args: argparse.Namespace) -> Any:
+    """The engine for one preset under one long-text policy (`--max-length` or `--window` tokens per pass)."""
+    from vaembed import Embedder
+
+    max_length = args.max_length if policy == "truncate" else args.window
+    return Embedder.from_pretrained(model, preset, long_text=policy, max_length=max_length)
+
+
+def document_calls(embedder: Any, bare: torch.nn.Module, text: str) -> tuple[Any, Any]:
+    """The two timed calls on one document: the engine's encode and the bare forward over its batches."""
     engine_call = lambda: embedder.encode([text], batch_size=32, show_progress_bar=False)  # noqa: E731
     bare_call = lambda: run_bare(bare, embedder, text)  # noqa: E731
+    return engine_call, bare_call
+
+
+def measure(embedder: Any, bare: torch.nn.Module, text: str, repeats: int) -> Result:
+    """Median seconds of the engine and of the bare forward on one document, alternating (one warm-up each)."""
+    engine_call, bare_call = document_calls(embedder, bare, text)
     engine_call(), bare_call()
     engine, plain = [], []
     for repeat in range(repeats):
@@ -97,7 +111,6 @@ def run(args: argparse.Namespace) -> Result:
     """Every policy x preset x length; returns the record."""
     import warnings
 
-    from vaembed import Embedder
     from vaembed.models.loading import resolve_model_folder
 
     folder = resolve_model_folder(args.model).location
@@ -107,8 +120,7 @@ def run(args: argparse.Namespace) -> Result:
     for policy in args.policies:
         out[policy] = {}
         for preset in args.presets:
-            max_length = args.max_length if policy == "truncate" else args.window
-            embedder = Embedder.from_pretrained(args.model, preset, long_text=policy, max_length=max_length)
+            embedder = policy_embedder(args.model, preset, policy, args)
             texts = {length: exact_token_text(embedder.tokenizer, source, length)[0] for length in args.lengths}
             rows = {}
             for length, text in texts.items():
