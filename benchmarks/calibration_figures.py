@@ -27,7 +27,7 @@ from vaembed.cache import atomic_file
 __all__ = ["curve_key", "plot_model"]
 
 _VA_PROMPT = "none"
-_COLOURS = {"default": "tab:gray", "kv-paper": "tab:purple", "mean-residual": "tab:green", "variant": "tab:red"}
+_COLOURS = {"methods": "tab:gray", "kv-paper": "tab:purple", "mean-residual": "tab:green", "variant": "tab:red"}
 
 
 def curve_key(label: str) -> str:
@@ -63,7 +63,7 @@ def plot_model(name: str, model: dict[str, Any], variant: str, path: Path) -> Pa
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    probes = {"default": SHIPPED["default"], "kv-paper": SHIPPED["kv-paper"], "mean-residual": SHIPPED["mean-residual"]}
+    probes = {"methods": SHIPPED["methods"], "kv-paper": SHIPPED["kv-paper"], "mean-residual": SHIPPED["mean-residual"]}
     if variant != SHIPPED["mean-residual"]:
         probes["variant"] = variant
     figure = Figure(figsize=(8.0, 7.0), layout="constrained")

@@ -22,7 +22,7 @@ __all__ = ["SHIPPED", "across_models", "ranked_variants", "render_markdown"]
 
 SHIPPED = {
     "mean-residual": "residual-mean/none/96t/330/interior-min",
-    "default": "residual-last/none/96t/330/interior-min",
+    "methods": "residual-last/none/96t/330/interior-min",
     "kv-paper": "residual-last/compress/96t/330/interior-min",
 }
 """The study's labels of the probes `vaembed.calibration.probe.PROBES` ships."""
@@ -101,7 +101,7 @@ def _across_table(record: dict[str, Any], top_n: int) -> list[str]:
 
 def _preset_table(model: dict[str, Any], top: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| preset | sweep best | fallback | mean-residual probe | default probe (methods) | kv-paper probe | "
+        "| preset | sweep best | fallback | mean-residual probe (the default) | methods probe | kv-paper probe | "
         "best variant by mean regret |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -115,7 +115,7 @@ def _preset_table(model: dict[str, Any], top: list[dict[str, Any]]) -> list[str]
             sweep = f"{window.split('-')[0]}-{window.split('-')[-1]}: {score:.3f}"
             fallback = f"{_window(model['fallback'])}: {model['fallback_score'][preset]:.3f}"
         cells = []
-        for label in (SHIPPED["mean-residual"], SHIPPED["default"], SHIPPED["kv-paper"], top[0]["label"]):
+        for label in (SHIPPED["mean-residual"], SHIPPED["methods"], SHIPPED["kv-paper"], top[0]["label"]):
             chosen = model["variants"].get(label, {}).get(preset)
             cells.append(
                 "-"

@@ -45,6 +45,7 @@ from benchmarks.variants import (
 from vaembed import Embedder
 from vaembed.cache import cache_dir
 from vaembed.calibration.corpus import bundled_corpus
+from vaembed.calibration.probe import get_probe
 from vaembed.recipes import CALIBRATED_PRESETS, READOUTS, Recipe, get_recipe, resolve_layers
 from vaembed.recipes.prompts import PROMPTS
 
@@ -212,6 +213,7 @@ def run_model(model: str, tasks: list[Any], args: argparse.Namespace) -> dict[st
     layers = model_layers(embedder)
     texts = texts_by_role(tasks)
     record: dict[str, Any] = {"model": model, "num_layers": embedder.num_layers, "layers": layers}
+    record["calibration_probe"] = get_probe("default").describe()
     record["load_seconds"] = round(load_seconds, 1)
     readings: dict[str, Readings] = {}
     for group in groups_for(layers):

@@ -26,8 +26,8 @@ CORPUS_FREE = ("raw", "center", "standardize")
 KEYS = {"raw": "scores", "center": "scores_center", "standardize": "scores_standardize"}
 PRESET_CONFIGS = {  # the configuration each preset runs by default
     "hs-mean": "hs-mean", "hs-last": "hs-last", "prompteol": "prompteol", "echo": "echo",
-    "token-prepending": "token-prepending", "va": "va@fallback", "wva": "wva@fallback",
-    "aligned-wva": "aligned-wva@fallback", "kv": "kv@auto",
+    "token-prepending": "token-prepending", "va": "va@auto", "wva": "wva@fallback",
+    "aligned-wva": "aligned-wva@auto", "kv": "kv@auto",
 }  # fmt: skip
 MODEL_SIZES = {
     "smollm2-135m": "135M",

@@ -63,7 +63,7 @@ def test_memory_load_calibration_and_latency_are_recorded(run):
     _, results, spec = run
     model = results["models"][spec]
     assert model["load"]["first"] is None and model["load"]["cached"]["load_seconds"] > 0
-    assert model["calibration"]["seconds"] >= 0 and set(model["calibration"]["layers"]) == {"kv"}
+    assert model["calibration"]["seconds"] >= 0 and set(model["calibration"]["layers"]) == {"va", "kv"}
     assert [d["text_tokens"] for d in model["documents"]] == LENGTHS
     for name in ("bare", "sentence_transformers"):
         assert model[name]["memory"]["peak_rss_mib"] > 0 and model[name]["attention"] == "sdpa"

@@ -63,7 +63,7 @@ def _spawn(cache: Path, spec: str, *args: str, start: float = 0.0, marker: Path 
     env.pop("VAEMBED_TEST_CACHE", None)
     if marker is not None:
         env["STALL_MARKER"] = str(marker)
-    command = [sys.executable, "-c", CHILD, spec, str(start), *(args or ("va", "none"))]
+    command = [sys.executable, "-c", CHILD, spec, str(start), *(args or ("wva", "none"))]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -114,7 +114,7 @@ def test_two_processes_starting_together_convert_a_gguf_once(tmp_path, gguf_file
 
 def test_a_conversion_killed_half_way_leaves_nothing_used_and_is_redone(tmp_path, gguf_file):
     cache, marker = tmp_path / "cache", tmp_path / "marker"
-    _kill_at_marker(_spawn(cache, str(gguf_file), "va", "none", "save_pretrained", marker=marker), marker)
+    _kill_at_marker(_spawn(cache, str(gguf_file), "wva", "none", "save_pretrained", marker=marker), marker)
     models = cache / "models"
     assert _visible(models) == []  # only the hidden staging folder, never a half-written model folder
     assert [p for p in models.iterdir() if p.is_dir()]
@@ -126,7 +126,7 @@ def test_a_conversion_killed_half_way_leaves_nothing_used_and_is_redone(tmp_path
 
 
 @pytest.mark.parametrize(
-    ("recipe", "postprocess", "written"), [("va", "center", "statistics"), ("kv", "none", "profile")]
+    ("recipe", "postprocess", "written"), [("wva", "center", "statistics"), ("kv", "none", "profile")]
 )
 def test_statistics_and_profiles_are_computed_once_and_survive_a_kill(
     tmp_path, model_folder, recipe, postprocess, written

@@ -91,7 +91,7 @@ def test_named_probes_and_their_overrides(base):
         default = base.calibrate(TEXTS, save=False, resamples=2)
     assert set(mean.prompts) == {"none"} and mean.estimator["probe"] == PROBES["mean-residual"].describe()
     assert mean.estimator["probe"]["representation"] == "residual-mean"
-    assert default.prompts == methods.prompts and default.estimator["probe"] == PROBES["methods"].describe()
+    assert default.prompts == mean.prompts and default.estimator["probe"] == PROBES["mean-residual"].describe()
     assert mean.prompts["none"].curve != methods.prompts["none"].curve  # mean-pooled, not the last token
     assert methods.estimator["probe"]["representation"] == "residual-last"
     with pytest.raises(ValueError, match="Unknown calibration probe 'best'"):

@@ -251,12 +251,12 @@ def test_a_new_default_probe_calibrates_afresh_instead_of_reusing_old_profiles(b
     first = Embedder(base.model, base.tokenizer, "va", "auto", name="tiny-llama")
     old_path = default_profile_path(model_identity(first.runner))
     assert first.calibration_profile.estimator["probe"] == probe.PROBES["default"].describe()
-    monkeypatch.setitem(probe.PROBES, "default", probe.CalibrationProbe("default", "residual-mean", "text", 96))
+    monkeypatch.setitem(probe.PROBES, "default", probe.CalibrationProbe("default", "residual-last", "text", 96))
     new_path = default_profile_path(model_identity(first.runner))
     assert new_path != old_path and old_path.is_file()
     second = Embedder(base.model, base.tokenizer, "va", "auto", name="tiny-llama")
     assert second.forward_passes > 0 and new_path.is_file()  # not the profile measured the earlier way
-    assert second.calibration_profile.estimator["probe"]["representation"] == "residual-mean"
+    assert second.calibration_profile.estimator["probe"]["representation"] == "residual-last"
 
 
 def test_profile_follows_the_weights_not_the_name_or_dtype(base, tiny_llama):
@@ -303,13 +303,24 @@ def test_calibrate_applies_the_new_profile(base):
     assert auto.plan.recipe.layers == profile.presets["va"]
 
 
-@pytest.mark.parametrize("preset", ["va", "wva", "aligned-wva"])
-def test_readout_presets_default_to_the_fallback_window_without_calibrating(base, preset, fresh_cache):
-    embedder = base.with_recipe(preset)
+def test_wva_defaults_to_the_fallback_window_without_calibrating(base, fresh_cache):
+    embedder = base.with_recipe("wva")
     half = base.num_layers // 2
     assert embedder.plan.recipe.layers == tuple(range(half, base.num_layers))
     assert embedder.calibration_profile is None and embedder.forward_passes == 0
     assert not (fresh_cache / "profiles").exists()
+
+
+@pytest.mark.parametrize("preset", ["va", "aligned-wva"])
+def test_va_and_aligned_wva_default_to_the_calibrated_window(base, preset, fresh_cache):
+    embedder = Embedder(base.model, base.tokenizer, preset, name="tiny-llama")
+    profile = embedder.calibration_profile
+    assert profile is not None and embedder.forward_passes > 0  # calibrated once, on first use
+    assert embedder.plan.recipe.layers == profile.presets[preset]
+    assert profile.estimator["probe"]["name"] == "mean-residual"
+    assert len(list((fresh_cache / "profiles").glob("*.json"))) == 1
+    again = Embedder(base.model, base.tokenizer, preset, name="tiny-llama")
+    assert again.forward_passes == 0 and again.plan.recipe.layers == profile.presets[preset]  # read, not recomputed
 
 
 def test_auto_without_a_profile_is_a_clear_error():
@@ -320,6 +331,8 @@ def test_auto_without_a_profile_is_a_clear_error():
     with pytest.raises(ValueError, match="calibration profile"):
         resolve_layers("auto", 30)
     assert PRESET_RECIPES["va"].with_layers("auto").resolve(30, auto_layers=[15, 16, 17]).layers == (15, 16, 17)
-    assert PRESET_RECIPES["va"].resolve(30).layers == tuple(range(15, 30))
+    assert PRESET_RECIPES["wva"].resolve(30).layers == tuple(range(15, 30))
+    with pytest.raises(ValueError, match="calibration profile"):
+        PRESET_RECIPES["va"].resolve(30)
     kv = PRESET_RECIPES["kv"].resolve(30, auto_layers=[15, 16, 17])
     assert kv.intervention.layers == (15, 16, 17) and kv.layers == (29,)

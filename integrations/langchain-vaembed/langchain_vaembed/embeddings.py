@@ -44,9 +44,9 @@ class VAEmbeddings(BaseModel, Embeddings):
     `kv`, `hs-mean`, `hs-last`, `prompteol`, `echo` or `token-prepending`."""
 
     layers: list[int] | int | str | None = None
-    """The recipe's layer set: None keeps its default (`"fallback"`, the second half of
-    the layers, for the value recipes; `"auto"`, chosen by intrinsic dimension, for `kv`);
-    `"auto"`, `"fallback"`, `"final"`, or indices."""
+    """The recipe's layer set: None keeps its default (`"auto"`, chosen by intrinsic
+    dimension once per model, for `va`, `aligned-wva` and `kv`; `"fallback"`, the second
+    half of the layers, for `wva`); `"auto"`, `"fallback"`, `"final"`, or indices."""
 
     postprocess: Literal["none", "center", "standardize"] | None = None
     """Subtract the model's mean embedding over a generic corpus (`"center"`), or also scale

@@ -13,17 +13,16 @@ A probe fixes the four things that decide where `layers="auto"` lands:
 - `max_tokens`: each text is cut to this many tokens (prompt included);
 - `rule`: how a curve becomes a window (`vaembed.calibration.selection.RULES`).
 
-`PROBES` names the ones that matter: `"default"`, which is `"methods"`
-(METHODS.md as written: the last token's residual, plain text, 96 tokens, the
-interior-minimum rule); `"mean-residual"` (the residual mean-pooled over each
-plain text, otherwise the same), the variant of the calibration study
+`PROBES` names the ones that matter: `"default"`, which is `"mean-residual"`
+(the residual stream mean-pooled over each plain text, 96 tokens, the
+interior-minimum rule), the variant of the calibration study
 (`benchmarks/calibration_study.py`, 216 variants on smollm2-135m, gemma3-270m
 and qwen2.5-coder-0.5b) whose windows come closest to the best window of the
 supervised sweep across the models, though its two disjoint halves of the
-corpus can disagree by several layers; it is opt-in until the figures that
-follow `kv`'s default layers are re-measured with it (`benchmarks/README.md`);
-and `"kv-paper"` (the KV-Embedding paper's procedure: the compression prompt,
-last-token residual, interior minimum).
+corpus can disagree by several layers (`benchmarks/README.md`); `"methods"`
+(METHODS.md as first written: the last token's residual, otherwise the same,
+the default before the study); and `"kv-paper"` (the KV-Embedding paper's
+procedure: the compression prompt, last-token residual, interior minimum).
 """
 
 from __future__ import annotations
@@ -117,7 +116,7 @@ PROBES: dict[str, CalibrationProbe] = {
     "kv-paper": CalibrationProbe("kv-paper", "residual-last", "compress", 96, "interior-min"),
     "mean-residual": CalibrationProbe("mean-residual", "residual-mean", "text", 96, "interior-min"),
 }
-PROBES["default"] = PROBES["methods"]
+PROBES["default"] = PROBES["mean-residual"]
 
 
 def get_probe(probe: str | CalibrationProbe) -> CalibrationProbe:

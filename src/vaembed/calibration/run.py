@@ -134,8 +134,8 @@ def calibrate(
         runner: Runs the model that is calibrated.
         texts: The calibration texts (duplicates dropped); the bundled corpus when None.
         n: Use only the first `n` texts.
-        probe: A name of `vaembed.calibration.probe.PROBES` (`"default"`, `"kv-paper"`,
-            `"methods"`) or a `CalibrationProbe`.
+        probe: A name of `vaembed.calibration.probe.PROBES` (`"default"`, which is
+            `"mean-residual"`; `"methods"`; `"kv-paper"`) or a `CalibrationProbe`.
         prompts: Overrides the probe's prompts: `"text"` or `"per-preset"` (each preset's own).
         max_tokens: Overrides the probe's token budget per text (None: the runner's `max_length`).
         resamples: Subsamples for the stability of the choice.

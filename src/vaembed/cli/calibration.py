@@ -46,8 +46,8 @@ def add_calibration_commands(commands: Any) -> None:
     calibrate.add_argument("--n", type=positive_int, help="use only the first N texts")
     calibrate.add_argument(
         "--probe", choices=tuple(PROBES), default="default",
-        help="what is measured and how a window is chosen: default (= methods), kv-paper (the KV-Embedding "
-        "paper's procedure) or mean-residual (the calibration study's best; default: default)",
+        help="what is measured and how a window is chosen: default (= mean-residual, the calibration study's "
+        "best), methods (the last token's residual) or kv-paper (the KV-Embedding paper's procedure)",
     )  # fmt: skip
     calibrate.add_argument(
         "--prompts", choices=("text", "per-preset"), help="override the probe's prompts: plain texts or each preset's"

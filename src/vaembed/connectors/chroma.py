@@ -60,8 +60,8 @@ class VAEmbeddingFunction(EmbeddingFunction[Documents]):
         model: A preset name, a `.gguf` file, a model folder or a hub id
             (None: `vaembed.DEFAULT_MODEL`).
         recipe: A preset recipe name (None: `"va"`).
-        layers: The recipe's layer set (None: its default, `"fallback"` for
-            the value recipes and `"auto"` for `kv`).
+        layers: The recipe's layer set (None: its default, `"auto"` for `va`,
+            `aligned-wva` and `kv`, `"fallback"` for `wva`).
         postprocess: `"center"`, `"standardize"` or `"none"` (None: the recipe's own).
         batch_size: Texts per forward pass.
         normalize: L2-normalise the embeddings (the default space is cosine).

@@ -3,7 +3,7 @@
     import mteb
     from vaembed.connectors.mteb import MTEBEncoder
 
-    model = MTEBEncoder.from_pretrained("smollm2-135m", recipe="aligned-wva", layers="fallback")
+    model = MTEBEncoder.from_pretrained("smollm2-135m", recipe="aligned-wva")
     results = mteb.evaluate(model, mteb.get_tasks(tasks=["STSBenchmark"]))
 
 mteb (`pip install "vaembed[mteb]"`) is imported only when an encoder is built.

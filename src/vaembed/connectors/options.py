@@ -45,8 +45,8 @@ class ModelOptions:
         model: A preset name, a `.gguf` file, a model folder or a hub id
             (default `default_model()`).
         recipe: A preset recipe name (default `"va"`).
-        layers: The recipe's layer set (default the recipe's own: `"fallback"`
-            for the value recipes, `"auto"` for `kv`).
+        layers: The recipe's layer set (default the recipe's own: `"auto"` for
+            `va`, `aligned-wva` and `kv`, `"fallback"` for `wva`).
         postprocess: `"center"`, `"standardize"` or `"none"` (default the recipe's own).
         max_length: Tokens per input, prompt included.
         long_text: `"truncate"` (warns), `"chunk"` or `"error"`.

@@ -7,9 +7,9 @@
 | `prompteol` | prompteol | none | hidden_last | final | standardize |
 | `echo` | echo | none | hidden_mean (2nd copy) | final | standardize |
 | `token-prepending` | prompteol + placeholder | token prepending (early layers) | hidden_last | final | standardize |
-| `va` | none | none | value_mean | fallback | standardize |
+| `va` | none | none | value_mean | auto | center |
 | `wva` | none | none | value_weighted | fallback | standardize |
-| `aligned-wva` | prompteol | none | attention_last | fallback | center |
+| `aligned-wva` | prompteol | none | attention_last | auto | standardize |
 | `kv` | compress | KV reroute (auto, bias 1.0) | hidden_hybrid | final | standardize |
 
 Each preset's post-processing is the benchmarks' choice
@@ -29,7 +29,8 @@ from vaembed.recipes.recipe import Recipe
 __all__ = ["CALIBRATED_PRESETS", "DEFAULT_RECIPE", "PRESET_RECIPES", "get_recipe"]
 
 DEFAULT_RECIPE = "va"
-"""The recipe used when none is named (best mean over tasks and models: benchmarks/README.md)."""
+"""The recipe used when none is named: ties for the best mean over the two retrieval tasks
+across the benchmarked models, from one plain forward pass (benchmarks/README.md, "Why these defaults")."""
 
 PRESET_RECIPES: dict[str, Recipe] = {
     "hs-mean": Recipe(PROMPTS["none"], READOUTS["hidden_mean"], "final", name="hs-mean", postprocess="standardize"),
@@ -46,10 +47,10 @@ PRESET_RECIPES: dict[str, Recipe] = {
         name="token-prepending",
         postprocess="standardize",
     ),
-    "va": Recipe(PROMPTS["none"], READOUTS["value_mean"], "fallback", name="va", postprocess="standardize"),
+    "va": Recipe(PROMPTS["none"], READOUTS["value_mean"], AUTO, name="va", postprocess="center"),
     "wva": Recipe(PROMPTS["none"], READOUTS["value_weighted"], "fallback", name="wva", postprocess="standardize"),
     "aligned-wva": Recipe(
-        PROMPTS["prompteol"], READOUTS["attention_last"], "fallback", name="aligned-wva", postprocess="center"
+        PROMPTS["prompteol"], READOUTS["attention_last"], AUTO, name="aligned-wva", postprocess="standardize"
     ),
     "kv": Recipe(
         PROMPTS["compress"],
@@ -62,10 +63,12 @@ PRESET_RECIPES: dict[str, Recipe] = {
 }
 
 #: Presets whose layer set calibration can choose (`layers="auto"`); the profile
-#: holds a set for each. `kv` uses it by default. The readouts `va`, `wva` and
-#: `aligned-wva` default to the METHODS fallback window `[L//2, L)`, which scored
-#: better than the calibrated window in the benchmarks (benchmarks/README.md);
-#: pass `layers="auto"` for the calibrated one.
+#: holds a set for each. `va`, `aligned-wva` and `kv` use it by default: with the
+#: default probe (`mean-residual`) the calibrated window beat the METHODS fallback
+#: `[L//2, L)` on the mean over tasks on every benchmarked model
+#: (benchmarks/README.md, "Calibration study"). `wva` keeps the fallback, which
+#: the calibrated window did not beat on qwen2.5-coder-0.5b; pass `layers="auto"`
+#: for the calibrated one.
 CALIBRATED_PRESETS = ("va", "wva", "aligned-wva", "kv")
 
 

@@ -26,11 +26,9 @@ def embedding() -> VAEmbedding:
     return VAEmbedding()
 
 
-# On SmolLM2-135M the ID-calibrated window (about a third of the depth) retrieves
-# worse than the second half of the layers; these recipes read the second half.
 @pytest.mark.parametrize("recipe", ["va", "aligned-wva", "kv"])
 def test_index_retrieves_the_right_note_at_rank_one(recipe):
-    embedding = VAEmbedding(recipe=recipe, layers="fallback")
+    embedding = VAEmbedding(recipe=recipe)  # each recipe's default layers and post-processing
     assert embedding.model_name == DEFAULT_MODEL
     documents = [Document(text=text, doc_id=key) for key, text in NOTES.items()]
     index = VectorStoreIndex.from_documents(documents, embed_model=embedding)

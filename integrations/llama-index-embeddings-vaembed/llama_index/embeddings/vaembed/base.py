@@ -52,9 +52,9 @@ class VAEmbedding(BaseEmbedding):
     )
     layers: list[int] | int | str | None = Field(
         default=None,
-        description="The recipe's layer set: None keeps its default ('fallback', the second half of the layers, "
-        "for the value recipes; 'auto', chosen by intrinsic dimension, for 'kv'); 'auto', 'fallback', 'final', "
-        "or indices.",
+        description="The recipe's layer set: None keeps its default ('auto', chosen by intrinsic dimension once "
+        "per model, for 'va', 'aligned-wva' and 'kv'; 'fallback', the second half of the layers, for 'wva'); "
+        "'auto', 'fallback', 'final', or indices.",
     )
     postprocess: Literal["none", "center", "standardize"] | None = Field(
         default=None,
