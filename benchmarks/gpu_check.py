@@ -102,10 +102,15 @@ def sequences(count: int, length: int, vocab: int, seed: int, placeholder: bool)
 
 
 def plan_for(runner: Runner, preset: str) -> PassPlan:
-    """The preset at its default layers (kv at its METHODS fallback window: no calibration on random weights)."""
+    """The preset at its default layers, a calibrated set replaced by its METHODS fallback window.
+
+    Random weights are not calibrated: `kv` reroutes at `"kv-fallback"`, and the
+    readouts that default to `"auto"` read `"fallback"`, which (like their
+    calibrated windows on the real models) runs up to the last layer.
+    """
     recipe = get_recipe(preset)
-    if recipe.layers_option_target == "intervention":
-        recipe = recipe.with_layers("kv-fallback")
+    if recipe.needs_calibration:
+        recipe = recipe.with_layers("kv-fallback" if recipe.layers_option_target == "intervention" else "fallback")
     return PassPlan(recipe.resolve(runner.num_layers), runner.num_layers)
 
 
