@@ -59,8 +59,6 @@ bench: setup
 	$(BIN)/python -u -m benchmarks.speed --models smollm2-135m --texts 64 --out benchmarks/results/speed-cpu-smollm2-135m.json
 	$(BIN)/python -u -m benchmarks.speed --models qwen2.5-coder-0.5b --texts 32 --latency-presets va kv --repeats 1 \
 		--out benchmarks/results/speed-cpu-qwen2.5-coder-0.5b.json
-	$(BIN)/python -u -m benchmarks.speed --models smollm2-135m --texts 64 --presets va wva aligned-wva --layers auto \
-		--latency-presets --skip-load --out benchmarks/results/speed-cpu-smollm2-135m-auto-layers.json
 	$(BIN)/python -m benchmarks.report --readme benchmarks/README.md
 
 clean:
