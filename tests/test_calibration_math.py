@@ -241,3 +241,13 @@ def test_stable_selection_rejects_bad_input():
         stable_selection(states, resamples=0)
     with pytest.raises(ValueError, match="empty"):
         stable_selection([])
+
+
+def test_each_half_is_chosen_by_the_same_vote_as_the_whole():
+    rng = np.random.default_rng(0)  # flat, noisy curves: one curve per half and a vote per half disagree here
+    states = [rng.standard_normal((60, 6)) @ rng.standard_normal((6, 20)) for _ in range(10)]
+    whole = stable_selection(states, resamples=5, seed=0)
+    alone = [stable_selection([layer[part::2] for layer in states], resamples=5, seed=0) for part in (0, 1)]
+    assert whole.halves == (alone[0].layers, alone[1].layers)
+    single = select_layers(id_curve([layer[0::2] for layer in states], degenerate=0.0))
+    assert single != whole.halves[0]  # what the halves were before: the rule on one curve

@@ -75,6 +75,15 @@ def test_a_readout_probe_calibrates_each_preset_on_its_own_vectors_and_reports_b
     assert CalibrationProfile.load(saved) == profile
 
 
+def test_each_half_chooses_what_calibrating_that_half_alone_chooses(base):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fewer than 200 texts
+        whole, first, second = (base.calibrate(texts, save=False, resamples=4, seed=3)
+                                for texts in (TEXTS, TEXTS[0::2], TEXTS[1::2]))  # fmt: skip
+    for name, curve in whole.prompts.items():
+        assert curve.halves == (first.prompts[name].layers, second.prompts[name].layers)
+
+
 def test_named_probes_and_their_overrides(base):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

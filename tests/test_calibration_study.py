@@ -121,3 +121,20 @@ def _write(folder, record: dict):
     path = folder / "study.json"
     path.write_text(json.dumps(record))
     return path
+
+
+def test_the_halves_report_shows_each_window_its_gap_and_scores():
+    from benchmarks.calibration_halves import halves_gap, render_markdown
+
+    assert halves_gap([11, 12, 13], [12, 13, 14]) == 1 and halves_gap([5, 6], [12, 13]) == 7
+    score = {"raw": 0.5, "center": 0.61, "standardize": 0.62}
+    rule = {"layers": [12, 27, 29], "halves": [[11, 12, 13], [12, 13, 14]], "halves_gap": 1,
+            "single_curve_halves": [[21, 22, 23], [17, 18, 19]], "single_curve_halves_gap": 4,
+            "scores": {"va": [score] * 3, "aligned-wva": [score] * 3}}  # fmt: skip
+    presets = {p: {"postprocess": m, "fallback": {"layers": [15, 16, 17], **score},
+                   "sweep_best": {"layers": [27, 28, 29], **score}}
+               for p, m in (("va", "center"), ("aligned-wva", "standardize"))}  # fmt: skip
+    table = render_markdown({"models": {"smollm2-135m": {"rules": {"interior-min": rule}, "presets": presets}}})
+    assert "| smollm2-135m | interior-min | 12,27,29 | 11-13 and 12-14 | 1 | 21-23 and 17-19 | 4 |" in table
+    assert "0.610 / 0.610 / 0.610 | 0.620 / 0.620 / 0.620 |" in table  # each preset in its post-processing
+    assert "| smollm2-135m | va | center | 15-17: 0.610 | 27-29: 0.500 raw, 0.610 center |" in table

@@ -127,7 +127,8 @@ class PromptCalibration:
         curve_std: Standard deviation of each layer's ID over the subsamples.
         layers: The chosen layers (most frequent selection over the subsamples).
         frequency: Fraction of subsamples that chose exactly `layers`.
-        halves: The layers chosen on each of two disjoint halves of the texts (even and odd positions).
+        halves: The layers the same vote chooses on each of two disjoint halves of the texts (even and
+            odd positions), which is what calibrating on that half alone chooses.
     """
 
     curve: tuple[float, ...]

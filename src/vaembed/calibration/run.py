@@ -6,8 +6,9 @@ default), under which prompt, cut to how many tokens, and which rule turns a
 TwoNN intrinsic-dimension curve into a window. Each distinct prompt is one
 pass over the texts that reads every representation needed at every layer.
 Stability is reported twice: the window chosen on 20 subsamples of 80% of the
-texts (the most frequent wins), and the windows chosen on two disjoint halves
-of the texts (even and odd positions), which should agree within a layer.
+texts (the most frequent wins), and the windows the same vote chooses on two
+disjoint halves of the texts (even and odd positions: what calibrating on
+either half alone chooses), which should agree within a layer.
 """
 
 from __future__ import annotations
@@ -174,6 +175,7 @@ def calibrate(
         "skip_fraction": SKIP_FRACTION,
         "resamples": resamples,
         "subsample_fraction": SUBSAMPLE_FRACTION,
+        "halves": "each half by the same vote over its own subsamples",
         "seed": seed,
     }
     return CalibrationProfile(

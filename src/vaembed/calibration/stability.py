@@ -1,10 +1,12 @@
 """How stable a layer choice is: the rule on subsamples of the texts, and on two disjoint halves.
 
 `sample_curves` computes the ID curves once (all texts, `resamples` subsamples
-of 80%, and the even and odd halves); `stable_choice` applies a rule to them:
-the window chosen most often over the subsamples wins (ties go to the
-full-data choice), and the halves' windows are reported beside it. The curves
-do not depend on the rule, so several rules can be compared on one sample.
+of 80%, and the same for the even- and odd-positioned halves); `stable_choice`
+applies a rule to them: the window chosen most often over the subsamples wins
+(ties go to the full-data choice). Each half's window is chosen by that same
+vote over its own subsamples, so it is exactly what calibrating on that half
+alone (with the same `resamples` and `seed`) would choose. The curves do not
+depend on the rule, so several rules can be compared on one sample.
 """
 
 from __future__ import annotations
@@ -40,12 +42,13 @@ class CurveSamples:
     Attributes:
         full: The curve on every text.
         subsamples: (resamples, L) curves on random 80% subsamples.
-        halves: (2, L) curves on the even- and odd-positioned texts.
+        halves: The same samples of the even- and odd-positioned texts (which carry
+            no halves of their own), or None when there are fewer than 6 texts.
     """
 
     full: np.ndarray
     subsamples: np.ndarray
-    halves: np.ndarray
+    halves: tuple[CurveSamples, CurveSamples] | None = None
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class StableSelection:
         frequency: Fraction of resamples whose selection equals `layers` exactly.
         full_data_layers: The selection on the full data.
         selections: `(selection, count)` pairs over the resamples, most frequent first.
-        halves: The selections on the two disjoint halves of the texts.
+        halves: The selections (by the same vote) on the two disjoint halves of the texts.
     """
 
     curve: tuple[float, ...]
@@ -76,7 +79,9 @@ class StableSelection:
         return asdict(self)
 
 
-def sample_curves(states: Sequence[np.ndarray], *, resamples: int = 20, seed: int = 0) -> CurveSamples:
+def sample_curves(
+    states: Sequence[np.ndarray], *, resamples: int = 20, seed: int = 0, halves: bool = True
+) -> CurveSamples:
     """The ID curves `stable_choice` needs (layers of fewer than 3 distinct points get 0).
 
     Every resample draws `max(3, round(0.8 N))` distinct texts without
@@ -88,11 +93,13 @@ def sample_curves(states: Sequence[np.ndarray], *, resamples: int = 20, seed: in
         states: `states[l]` is an (N, D) array of per-text vectors at layer `l`; `N`
             must be the same for every layer.
         resamples: Number of subsamples, at least 1.
-        seed: Seed of the resampling generator.
+        seed: Seed of the resampling generator (each half restarts it, as a
+            calibration on that half alone would).
+        halves: Also sample the two disjoint halves (when there are at least 6 texts).
 
     Raises:
         ValueError: No layers, layers with different text counts, fewer than 3
-            texts (6 for the halves), or `resamples < 1`.
+            texts, or `resamples < 1`.
     """
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
@@ -108,12 +115,17 @@ def sample_curves(states: Sequence[np.ndarray], *, resamples: int = 20, seed: in
     rng = np.random.default_rng(seed)
     size = max(3, round(SUBSAMPLE_FRACTION * num))
     picks = [np.sort(rng.choice(num, size=size, replace=False)) for _ in range(resamples)]
-    halves = [id_curve([layer[part::2] for layer in arrays], degenerate=0.0) for part in (0, 1)] if num >= 6 else []
-    full = id_curve(arrays, degenerate=0.0)
+    split = None
+    if halves and num >= 6:
+        first, second = ([layer[part::2] for layer in arrays] for part in (0, 1))
+        split = (
+            sample_curves(first, resamples=resamples, seed=seed, halves=False),
+            sample_curves(second, resamples=resamples, seed=seed, halves=False),
+        )
     return CurveSamples(
-        full=full,
+        full=id_curve(arrays, degenerate=0.0),
         subsamples=np.stack([id_curve([layer[idx] for layer in arrays], degenerate=0.0) for idx in picks]),
-        halves=np.stack(halves) if halves else np.stack([full, full]),
+        halves=split,
     )
 
 
@@ -129,16 +141,21 @@ def stable_choice(
     tally: Counter[Selection] = Counter(choose(curve) for curve in samples.subsamples)
     top = max(tally.values())
     tied = [sel for sel, count in tally.items() if count == top]  # insertion order = first seen
+    layers = full if full in tied else tied[0]
     resamples = len(samples.subsamples)
     std = samples.subsamples.std(axis=0, ddof=1) if resamples > 1 else np.zeros(samples.full.size)
+    halves = (layers, layers)
+    if samples.halves is not None:
+        first, second = (stable_choice(half, rule, skip_fraction=skip_fraction, width=width) for half in samples.halves)
+        halves = (first.layers, second.layers)
     return StableSelection(
         curve=tuple(float(v) for v in samples.full),
         curve_std=tuple(float(v) for v in std),
-        layers=full if full in tied else tied[0],
+        layers=layers,
         frequency=top / resamples,
         full_data_layers=full,
         selections=tuple(sorted(tally.items(), key=lambda item: (-item[1], item[0]))),
-        halves=(choose(samples.halves[0]), choose(samples.halves[1])),
+        halves=halves,
     )
 
 
