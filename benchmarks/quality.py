@@ -7,7 +7,10 @@ Per model, one JSON file in `--out` (default `benchmarks/results/`) holds the
 score of each preset with its calibrated (`auto`) and fallback layers on every
 task, the same with per-dimension standardisation fitted on the task's
 documents, single-layer sweeps of VA, hidden-state mean and AlignedWVA, the KV
-bias sweep, the layers used and the time each group of passes took. Presets
+bias sweep, the layers used and the time each group of passes took.
+`--groups plain prompteol` reads only the named pass groups (the presets they
+carry, with the sweeps and experiments when both are read) and writes
+`partial-quality-<model>-<sizes>.json`, which the report tables leave out. Presets
 sharing a forward pass are read from one pass (`benchmarks.readouts`), and every
 composed preset is checked against `Embedder.encode` on a sample of texts.
 """
@@ -217,6 +220,8 @@ def run_model(model: str, tasks: list[Any], args: argparse.Namespace) -> dict[st
     record["load_seconds"] = round(load_seconds, 1)
     readings: dict[str, Readings] = {}
     for group in groups_for(layers):
+        if args.groups and group.name not in args.groups:
+            continue
         readings[group.name] = cached_read(embedder, group, texts, args)
         print(f"[{model}] {group.name}: {readings[group.name].tokens} tokens in {readings[group.name].seconds:.0f} s")
     record["passes"] = {name: {"seconds": round(r.seconds, 1), "tokens": r.tokens} for name, r in readings.items()}
@@ -227,6 +232,8 @@ def run_model(model: str, tasks: list[Any], args: argparse.Namespace) -> dict[st
         record[SCORE_KEYS[variant]] = {}
     dense: dict[str, dict[str, Any]] = {}
     for config in configs_for(layers, embedder.num_layers):
+        if config["group"] not in readings:  # a pass group left out with --groups
+            continue
         reading = readings[config["group"]]
         if "preset" in config:
             preset_layers = config["layers"] if config["preset"] in CALIBRATED_PRESETS else None
@@ -242,14 +249,16 @@ def run_model(model: str, tasks: list[Any], args: argparse.Namespace) -> dict[st
         record["hybrid"][config["name"]] = hybrid_scores(retrieval, embeds, bm25)
         record["hubness"][config["name"]] = hubness_scores(retrieval, embeds)
         print(f"[{model}] {config['name']}: {record['scores'][config['name']]}")
-    record["engine_check"].update(check_postprocessing(embedder, readings, layers))
-    fused = {name: dense[name] for name in FUSED_WITH}
-    try:
-        record["lexical"] = lexical_experiment(embedder, readings["prompteol"], retrieval, bm25, fused)
-    except FileNotFoundError as error:  # an untied LM head that is not on disk
-        record["lexical"] = {"skipped": str(error)}
-    record["combined"] = combined_experiment(tasks, readings, layers["va"]["fallback"], bm25)
-    record["sweep"] = sweep(tasks, readings, embedder.num_layers)
+    record["groups"] = list(readings)
+    if {"plain", "prompteol"} <= set(readings):  # what the checks and experiments below read
+        record["engine_check"].update(check_postprocessing(embedder, readings, layers))
+        fused = {name: dense[name] for name in FUSED_WITH}
+        try:
+            record["lexical"] = lexical_experiment(embedder, readings["prompteol"], retrieval, bm25, fused)
+        except FileNotFoundError as error:  # an untied LM head that is not on disk
+            record["lexical"] = {"skipped": str(error)}
+        record["combined"] = combined_experiment(tasks, readings, layers["va"]["fallback"], bm25)
+        record["sweep"] = sweep(tasks, readings, embedder.num_layers)
     record["bias_sweep"] = bias_sweep(embedder, tasks, layers, args) if args.bias else {}
     record["seconds"] = round(time.perf_counter() - start, 1)
     return record
@@ -344,6 +353,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-cache", action="store_true", help="do not reuse or keep passes in $VAEMBED_CACHE")
+    parser.add_argument(
+        "--groups", nargs="*", default=[], help="read only these pass groups (a partial record, `partial-quality-*`)"
+    )
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
     tasks = build_tasks(SIZES[args.sizes])
@@ -357,7 +369,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, job in jobs:
         record = job()
         record.update({"sizes": args.sizes, "tasks": info, "environment": environment(args)})
-        path = args.out / f"quality-{Path(name).name}-{args.sizes}.json"
+        prefix = "partial-quality" if args.groups and name != "baselines" else "quality"
+        path = args.out / f"{prefix}-{Path(name).name}-{args.sizes}.json"
         path.write_text(json.dumps(record, indent=1) + "\n")
         print(f"wrote {path}")
 

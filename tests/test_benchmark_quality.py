@@ -54,6 +54,22 @@ def test_every_preset_and_layer_choice_is_scored_on_every_task(quick_run):
             assert math.isfinite(value) and low <= value <= 1.0
 
 
+def test_a_partial_run_scores_only_the_presets_of_the_groups_it_reads(quick_run, tmp_path, tiny_model_folder):
+    _, full = quick_run
+    args = ["--models", str(tiny_model_folder), "--sizes", "quick", "--max-length", "256"]
+    quality.main([*args, "--groups", "plain", "prompteol", "--out", str(tmp_path)])
+    assert not list(tmp_path.glob("quality-*.json"))  # the report and the preset checks never read it
+    (path,) = tmp_path.glob("partial-quality-*-quick.json")
+    record = json.loads(path.read_text())
+    assert record["groups"] == ["plain", "prompteol"]
+    expected = {"hs-mean", "hs-last", "prompteol"}
+    expected |= {f"{p}@{c}" for p in ("va", "wva", "aligned-wva", "prompteol-wva") for c in ("auto", "fallback")}
+    assert set(record["scores"]) == expected and set(record["hybrid"]) == expected
+    for name in expected:
+        assert record["scores"][name] == pytest.approx(full["scores"][name], abs=1e-4)
+    assert set(record["sweep"]) == set(full["sweep"]) and record["bias_sweep"] == {}
+
+
 def test_composed_presets_equal_the_engine(quick_run):
     _, record = quick_run
     assert record["engine_check"]  # every preset row was compared to Embedder.encode
