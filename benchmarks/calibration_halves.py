@@ -97,7 +97,7 @@ def study_model(model: str, tasks: list[Any], args: argparse.Namespace) -> dict[
             "layers": list(found.layers),
             "frequency": found.frequency,
             "halves": halves,
-            "halves_gap": halves_gap(*halves),
+            "halves_gap": found.halves_gap,
             "single_curve_halves": single,
             "single_curve_halves_gap": halves_gap(*single),
             "seconds": round(seconds, 1),
