@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         for record in found:
             if record["model"] == "baselines":
                 baselines[sizes] = record
+    partial = [r for sizes in args.sizes for r in load(args.results, f"partial-quality-*-{sizes}.json")]
     long_docs = load(args.results, "long_docs-*.json")
     base = args.readme.parent if args.readme is not None else Path.cwd()
 
@@ -221,7 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     if records:
         out += ["Mean over the five tasks, per model (unstandardised), best first:", "", ranking_table(records), ""]
         rule = "Post-processing per preset (mean over models of the mean over tasks), and the rule's choice"
-        out += [f"{rule} (`benchmarks/report_retrieval.choose_postprocess`):", "", postprocess_summary(current), ""]
+        scope = "; partial records count for the presets they score" if partial else ""
+        out += [f"{rule} (`benchmarks/report_retrieval.choose_postprocess`{scope}):", "",
+                postprocess_summary(current + partial), ""]  # fmt: skip
         lexical, earned = lexical_section(current)
         verdict = "earns" if earned else "does not earn"
         lexical_head = f"Lexical readout (PromptReps-style, from the PromptEOL pass; nDCG@10): it {verdict} a place"

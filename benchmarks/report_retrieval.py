@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from vaembed.recipes.presets import CALIBRATED_PRESETS, PRESET_RECIPES
+
 __all__ = [
     "RETRIEVAL_TASKS",
     "choose_postprocess",
@@ -24,11 +26,11 @@ __all__ = [
 RETRIEVAL_TASKS = ("faq-retrieval", "library-retrieval")
 CORPUS_FREE = ("raw", "center", "standardize")
 KEYS = {"raw": "scores", "center": "scores_center", "standardize": "scores_standardize"}
-PRESET_CONFIGS = {  # the configuration each preset runs by default
-    "hs-mean": "hs-mean", "hs-last": "hs-last", "prompteol": "prompteol", "echo": "echo",
-    "token-prepending": "token-prepending", "va": "va@auto", "wva": "wva@fallback",
-    "aligned-wva": "aligned-wva@auto", "kv": "kv@auto",
-}  # fmt: skip
+PRESET_CONFIGS = {
+    name: f"{name}@{'auto' if recipe.needs_calibration else 'fallback'}" if name in CALIBRATED_PRESETS else name
+    for name, recipe in PRESET_RECIPES.items()
+}
+"""The benchmark configuration each preset runs by default (its layers follow the preset)."""
 MODEL_SIZES = {
     "smollm2-135m": "135M",
     "gemma3-270m": "270M",
@@ -85,14 +87,18 @@ def postprocess_table(record: dict[str, Any]) -> str:
 
 
 def postprocess_summary(records: list[dict[str, Any]]) -> str:
-    """Markdown: each preset's chosen post-processing by `choose_postprocess`, with the means behind it."""
-    lines = ["| preset (configuration) | raw | center | standardize | chosen |", "|---|---|---|---|---|"]
+    """Markdown: each preset's chosen post-processing by `choose_postprocess`, with the means behind it.
+
+    Each preset counts the records that score its configuration (a partial record scores some presets).
+    """
+    lines = ["| preset (configuration) | models | raw | center | standardize | chosen |", "|---|---|---|---|---|---|"]
     for preset, config in PRESET_CONFIGS.items():
-        if not all(config in r["scores"] for r in records):
+        scoring = [r for r in records if config in r["scores"]]
+        if not scoring:
             continue
-        chosen, means = choose_postprocess(records, config)
+        chosen, means = choose_postprocess(scoring, config)
         cells = " | ".join(f"{means[v]:.3f}" for v in CORPUS_FREE)
-        lines.append(f"| {preset} ({config}) | {cells} | {chosen} |")
+        lines.append(f"| {preset} ({config}) | {len(scoring)} | {cells} | {chosen} |")
     return "\n".join(lines)
 
 

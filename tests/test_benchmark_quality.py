@@ -184,3 +184,19 @@ def test_claim_rules_give_both_verdicts():
     assert claims.kv_long(long_record)[1] == "holds"
     long_record["scores"]["kv"]["4096"] = 0.3
     assert claims.kv_long(long_record)[1] == "does not hold"
+
+
+def test_post_processing_summary_counts_partial_records_for_the_presets_they_score():
+    def record(model: str, configs: dict[str, float]) -> dict:
+        rows = {c: {"faq-retrieval": v, "library-retrieval": v} for c, v in configs.items()}
+        better = {c: {t: s + 0.1 for t, s in r.items()} for c, r in rows.items()}
+        return {"model": model, "scores": rows, "scores_center": rows, "scores_standardize": better}
+
+    full = record("a", {"hs-mean": 0.5, "echo": 0.4})
+    partial = record("b", {"hs-mean": 0.7})  # read only the plain pass
+    lines = report_retrieval.postprocess_summary([full, partial]).splitlines()
+    (hs_mean,) = [line for line in lines if line.startswith("| hs-mean ")]
+    (echo,) = [line for line in lines if line.startswith("| echo ")]
+    assert hs_mean == "| hs-mean (hs-mean) | 2 | 0.600 | 0.600 | 0.700 | standardize |"
+    assert echo == "| echo (echo) | 1 | 0.400 | 0.400 | 0.500 | standardize |"
+    assert not [line for line in lines if line.startswith("| va ")]

@@ -10,12 +10,13 @@ import pytest
 from benchmarks import report as benchmark_report
 from benchmarks import speed
 from benchmarks.speed_runner import exact_token_text, synthetic_texts
+from vaembed.recipes.presets import DEFAULT_RECIPE
 from vaembed.testing import build_tokenizer
 
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("psutil")
 
-PRESETS = ["va", "kv"]
+PRESETS = ["hs-mean", "kv"]  # the default recipe, and kv, the one preset that reads calibrated layers by default
 LENGTHS = [64, 128]
 
 
@@ -23,7 +24,7 @@ LENGTHS = [64, 128]
 def run(tiny_model_folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("speed") / "speed.json"
     argv = ["--models", str(tiny_model_folder), "--presets", *PRESETS, "--texts", "24", "--corpus", "synthetic"]
-    argv += ["--rounds", "1", "--warmup", "4", "--lengths", *map(str, LENGTHS), "--latency-presets", "va"]
+    argv += ["--rounds", "1", "--warmup", "4", "--lengths", *map(str, LENGTHS), "--latency-presets", "hs-mean"]
     argv += ["--repeats", "2", "--out", str(out)]
     return out, speed.main(argv), str(tiny_model_folder)
 
@@ -54,20 +55,20 @@ def test_throughput_runs_the_engine_and_the_bare_forward_on_the_same_tokens(run)
             assert result["memory"][phase]["peak_rss_mib"] > 0
             assert result["memory"][phase]["torch_threads"] == results["machine"]["torch_threads"]
         assert set(result["targets"]) == {"vs_bare>=0.9", "early_exit_faster_than_bare", "default_vs_st>=1.0"}
-    assert model["presets"]["va"]["targets"]["default_vs_st>=1.0"] is not None
+    assert model["presets"]["hs-mean"]["targets"]["default_vs_st>=1.0"] is not None
     assert model["presets"]["kv"]["targets"]["default_vs_st>=1.0"] is None
-    assert model["presets"]["kv"]["tokens"] > model["presets"]["va"]["tokens"]  # the compression prompt
+    assert model["presets"]["kv"]["tokens"] > model["presets"]["hs-mean"]["tokens"]  # the compression prompt
 
 
 def test_memory_load_calibration_and_latency_are_recorded(run):
     _, results, spec = run
     model = results["models"][spec]
     assert model["load"]["first"] is None and model["load"]["cached"]["load_seconds"] > 0
-    assert model["calibration"]["seconds"] >= 0 and set(model["calibration"]["layers"]) == {"va", "kv"}
+    assert model["calibration"]["seconds"] >= 0 and set(model["calibration"]["layers"]) == {"kv"}
     assert [d["text_tokens"] for d in model["documents"]] == LENGTHS
     for name in ("bare", "sentence_transformers"):
         assert model[name]["memory"]["peak_rss_mib"] > 0 and model[name]["attention"] == "sdpa"
-    for latency in (model["presets"]["va"]["latency"], model["bare"]["latency"]):
+    for latency in (model["presets"]["hs-mean"]["latency"], model["bare"]["latency"]):
         assert list(latency) == [str(n) for n in LENGTHS]
         for length in LENGTHS:
             entry = latency[str(length)]
@@ -84,11 +85,11 @@ def test_json_round_trips_and_the_report_has_a_row_per_preset(run, capsys):
     assert report == speed.render_markdown(results)
     rows = [line for line in report.splitlines() if line.startswith("| ")]
     for preset in PRESETS:
-        assert sum(line.startswith(f"| {preset} |") for line in rows) == (2 if preset == "va" else 1)
+        assert sum(line.startswith(f"| {preset} |") for line in rows) == (2 if preset == "hs-mean" else 1)
     assert any(line.startswith("| bare forward |") for line in rows)
     assert results["machine"]["cores"] >= 1 and results["machine"]["versions"]["torch"]
     section = "\n".join(benchmark_report.speed_sections([results]))
-    assert section.count("\n| va |") == 2 and "\n### Speed" in section and "\n#### " in section
+    assert section.count("\n| hs-mean |") == 2 and "\n### Speed" in section and "\n#### " in section
 
 
 def test_documents_have_exactly_the_asked_number_of_tokens():
@@ -103,7 +104,7 @@ def test_targets_flag_each_rule():
     def result(vs_bare: float, vs_st: float, early_exit: bool) -> dict:
         return {"median": {"vs_bare": vs_bare, "vs_st": vs_st}, "early_exit": early_exit}
 
-    assert speed.targets("va", result(0.95, 1.2, True)) == {
+    assert speed.targets(DEFAULT_RECIPE, result(0.95, 1.2, True)) == {
         "vs_bare>=0.9": True,
         "early_exit_faster_than_bare": False,
         "default_vs_st>=1.0": True,

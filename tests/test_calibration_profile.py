@@ -303,8 +303,9 @@ def test_calibrate_applies_the_new_profile(base):
     assert auto.plan.recipe.layers == profile.presets["va"]
 
 
-def test_wva_defaults_to_the_fallback_window_without_calibrating(base, fresh_cache):
-    embedder = base.with_recipe("wva")
+@pytest.mark.parametrize("preset", ["va", "wva", "aligned-wva"])
+def test_value_readouts_default_to_the_fallback_window_without_calibrating(base, preset, fresh_cache):
+    embedder = base.with_recipe(preset)
     half = base.num_layers // 2
     assert embedder.plan.recipe.layers == tuple(range(half, base.num_layers))
     assert embedder.calibration_profile is None and embedder.forward_passes == 0
@@ -312,14 +313,14 @@ def test_wva_defaults_to_the_fallback_window_without_calibrating(base, fresh_cac
 
 
 @pytest.mark.parametrize("preset", ["va", "aligned-wva"])
-def test_va_and_aligned_wva_default_to_the_calibrated_window(base, preset, fresh_cache):
-    embedder = Embedder(base.model, base.tokenizer, preset, name="tiny-llama")
+def test_layers_auto_calibrates_once_and_then_reads_the_profile(base, preset, fresh_cache):
+    embedder = Embedder(base.model, base.tokenizer, preset, "auto", name="tiny-llama")
     profile = embedder.calibration_profile
     assert profile is not None and embedder.forward_passes > 0  # calibrated once, on first use
     assert embedder.plan.recipe.layers == profile.presets[preset]
     assert profile.estimator["probe"]["name"] == "mean-residual"
     assert len(list((fresh_cache / "profiles").glob("*.json"))) == 1
-    again = Embedder(base.model, base.tokenizer, preset, name="tiny-llama")
+    again = Embedder(base.model, base.tokenizer, preset, "auto", name="tiny-llama")
     assert again.forward_passes == 0 and again.plan.recipe.layers == profile.presets[preset]  # read, not recomputed
 
 
@@ -332,7 +333,6 @@ def test_auto_without_a_profile_is_a_clear_error():
         resolve_layers("auto", 30)
     assert PRESET_RECIPES["va"].with_layers("auto").resolve(30, auto_layers=[15, 16, 17]).layers == (15, 16, 17)
     assert PRESET_RECIPES["wva"].resolve(30).layers == tuple(range(15, 30))
-    with pytest.raises(ValueError, match="calibration profile"):
-        PRESET_RECIPES["va"].resolve(30)
+    assert PRESET_RECIPES["va"].resolve(30).layers == tuple(range(15, 30))  # its default needs no profile
     kv = PRESET_RECIPES["kv"].resolve(30, auto_layers=[15, 16, 17])
     assert kv.intervention.layers == (15, 16, 17) and kv.layers == (29,)

@@ -40,13 +40,14 @@ class VAEmbeddings(BaseModel, Embeddings):
     or a Hugging Face hub id. Default `$VAEMBED_MODEL`, else vaembed's default model."""
 
     recipe: str = DEFAULT_RECIPE
-    """The embedding method, a vaembed preset recipe: `va` (default), `wva`, `aligned-wva`,
-    `kv`, `hs-mean`, `hs-last`, `prompteol`, `echo` or `token-prepending`."""
+    """The embedding method, a vaembed preset recipe: `hs-mean` (default), `va`, `wva`,
+    `aligned-wva`, `kv`, `hs-last`, `prompteol`, `echo` or `token-prepending`."""
 
     layers: list[int] | int | str | None = None
-    """The recipe's layer set: None keeps its default (`"auto"`, chosen by intrinsic
-    dimension once per model, for `va`, `aligned-wva` and `kv`; `"fallback"`, the second
-    half of the layers, for `wva`); `"auto"`, `"fallback"`, `"final"`, or indices."""
+    """The recipe's layer set: None keeps its default (`"fallback"`, the second half of the
+    layers, for `va`, `wva` and `aligned-wva`; `"auto"`, chosen by intrinsic dimension once
+    per model, for `kv`'s rerouted layers); `"auto"`, `"fallback"`, `"final"`, or indices.
+    `"auto"` is better for `va` and `aligned-wva` on models under 1B parameters."""
 
     postprocess: Literal["none", "center", "standardize"] | None = None
     """Subtract the model's mean embedding over a generic corpus (`"center"`), or also scale

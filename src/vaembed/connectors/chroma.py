@@ -59,9 +59,9 @@ class VAEmbeddingFunction(EmbeddingFunction[Documents]):
     Args:
         model: A preset name, a `.gguf` file, a model folder or a hub id
             (None: `vaembed.DEFAULT_MODEL`).
-        recipe: A preset recipe name (None: `"va"`).
-        layers: The recipe's layer set (None: its default, `"auto"` for `va`,
-            `aligned-wva` and `kv`, `"fallback"` for `wva`).
+        recipe: A preset recipe name (None: `vaembed.DEFAULT_RECIPE`, `"hs-mean"`).
+        layers: The recipe's layer set (None: its default: `"fallback"` for `va`,
+            `wva` and `aligned-wva`, calibrated (`"auto"`) rerouted layers for `kv`).
         postprocess: `"center"`, `"standardize"` or `"none"` (None: the recipe's own).
         batch_size: Texts per forward pass.
         normalize: L2-normalise the embeddings (the default space is cosine).

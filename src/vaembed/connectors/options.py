@@ -44,9 +44,9 @@ class ModelOptions:
     Attributes:
         model: A preset name, a `.gguf` file, a model folder or a hub id
             (default `default_model()`).
-        recipe: A preset recipe name (default `"va"`).
-        layers: The recipe's layer set (default the recipe's own: `"auto"` for
-            `va`, `aligned-wva` and `kv`, `"fallback"` for `wva`).
+        recipe: A preset recipe name (default `vaembed.DEFAULT_RECIPE`, `"hs-mean"`).
+        layers: The recipe's layer set (default the recipe's own: `"fallback"` for
+            `va`, `wva` and `aligned-wva`, calibrated (`"auto"`) rerouted layers for `kv`).
         postprocess: `"center"`, `"standardize"` or `"none"` (default the recipe's own).
         max_length: Tokens per input, prompt included.
         long_text: `"truncate"` (warns), `"chunk"` or `"error"`.

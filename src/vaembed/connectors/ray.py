@@ -139,7 +139,7 @@ def embed_dataset(
         dataset: Rows with a text column; every other column is kept as it is.
         model: A preset, `.gguf` file, model folder or hub id, reachable from every
             worker (default `$VAEMBED_MODEL`, else the default preset).
-        recipe: A preset recipe (default `"va"`).
+        recipe: A preset recipe (default `vaembed.DEFAULT_RECIPE`, `"hs-mean"`).
         layers: The recipe's layer set (default its own).
         postprocess: `"center"`, `"standardize"` or `"none"` (default the recipe's own).
         role: `"document"` or `"query"`: which of the recipe's templates, and

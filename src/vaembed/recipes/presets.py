@@ -7,9 +7,9 @@
 | `prompteol` | prompteol | none | hidden_last | final | standardize |
 | `echo` | echo | none | hidden_mean (2nd copy) | final | standardize |
 | `token-prepending` | prompteol + placeholder | token prepending (early layers) | hidden_last | final | standardize |
-| `va` | none | none | value_mean | auto | center |
+| `va` | none | none | value_mean | fallback | standardize |
 | `wva` | none | none | value_weighted | fallback | standardize |
-| `aligned-wva` | prompteol | none | attention_last | auto | standardize |
+| `aligned-wva` | prompteol | none | attention_last | fallback | standardize |
 | `kv` | compress | KV reroute (auto, bias 1.0) | hidden_hybrid | final | standardize |
 
 Each preset's post-processing is the benchmarks' choice
@@ -28,9 +28,9 @@ from vaembed.recipes.recipe import Recipe
 
 __all__ = ["CALIBRATED_PRESETS", "DEFAULT_RECIPE", "PRESET_RECIPES", "get_recipe"]
 
-DEFAULT_RECIPE = "va"
-"""The recipe used when none is named: ties for the best mean over the two retrieval tasks
-across the benchmarked models, from one plain forward pass (benchmarks/README.md, "Why these defaults")."""
+DEFAULT_RECIPE = "hs-mean"
+"""The recipe used when none is named: the best mean over the two retrieval tasks across the
+benchmarked models (`benchmarks.default_rules.recipe_ranking`; benchmarks/README.md, "Why these defaults")."""
 
 PRESET_RECIPES: dict[str, Recipe] = {
     "hs-mean": Recipe(PROMPTS["none"], READOUTS["hidden_mean"], "final", name="hs-mean", postprocess="standardize"),
@@ -47,10 +47,10 @@ PRESET_RECIPES: dict[str, Recipe] = {
         name="token-prepending",
         postprocess="standardize",
     ),
-    "va": Recipe(PROMPTS["none"], READOUTS["value_mean"], AUTO, name="va", postprocess="center"),
+    "va": Recipe(PROMPTS["none"], READOUTS["value_mean"], "fallback", name="va", postprocess="standardize"),
     "wva": Recipe(PROMPTS["none"], READOUTS["value_weighted"], "fallback", name="wva", postprocess="standardize"),
     "aligned-wva": Recipe(
-        PROMPTS["prompteol"], READOUTS["attention_last"], AUTO, name="aligned-wva", postprocess="standardize"
+        PROMPTS["prompteol"], READOUTS["attention_last"], "fallback", name="aligned-wva", postprocess="standardize"
     ),
     "kv": Recipe(
         PROMPTS["compress"],
@@ -63,12 +63,11 @@ PRESET_RECIPES: dict[str, Recipe] = {
 }
 
 #: Presets whose layer set calibration can choose (`layers="auto"`); the profile
-#: holds a set for each. `va`, `aligned-wva` and `kv` use it by default: with the
-#: default probe (`mean-residual`) the calibrated window beat the METHODS fallback
-#: `[L//2, L)` on the mean over tasks on every benchmarked model
-#: (benchmarks/README.md, "Calibration study"). `wva` keeps the fallback, which
-#: the calibrated window did not beat on qwen2.5-coder-0.5b; pass `layers="auto"`
-#: for the calibrated one.
+#: holds a set for each. Only `kv` uses it by default (the KV-Embedding paper's
+#: procedure). `va`, `wva` and `aligned-wva` read the METHODS fallback
+#: `[L//2, L)`: the calibrated window beats it on the three models under 1B
+#: parameters but loses on qwen2.5-coder-1.5b (`benchmarks.default_rules.choose_layers`;
+#: benchmarks/README.md, "Why these defaults"). Pass `layers="auto"` for the calibrated one.
 CALIBRATED_PRESETS = ("va", "wva", "aligned-wva", "kv")
 
 

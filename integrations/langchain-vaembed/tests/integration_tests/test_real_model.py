@@ -10,7 +10,7 @@ from langchain_core.documents import Document
 from langchain_core.vectorstores import InMemoryVectorStore
 from langchain_vaembed import VAEmbeddings
 
-from vaembed import DEFAULT_MODEL
+from vaembed import DEFAULT_MODEL, DEFAULT_RECIPE
 from vaembed.models.shared import loaded_count
 
 pytestmark = pytest.mark.real_model
@@ -40,8 +40,9 @@ def embeddings() -> VAEmbeddings:
 
 
 def test_defaults_are_the_default_model_and_recipe(embeddings):
-    assert embeddings.model == DEFAULT_MODEL and embeddings.recipe == "va"
-    assert embeddings.embedder.recipe.name == "va" and len(embeddings.embedder.layers) >= 2
+    assert embeddings.model == DEFAULT_MODEL and embeddings.recipe == DEFAULT_RECIPE == "hs-mean"
+    recipe = embeddings.embedder.recipe
+    assert recipe.name == "hs-mean" and recipe.postprocess == "standardize" and list(embeddings.embedder.layers) == [29]
 
 
 def test_vector_store_retrieves_the_right_note(embeddings):

@@ -11,7 +11,7 @@ import pytest
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.embeddings.vaembed import VAEmbedding
 
-from vaembed import DEFAULT_MODEL
+from vaembed import DEFAULT_MODEL, DEFAULT_RECIPE
 
 pytestmark = pytest.mark.real_model
 
@@ -39,7 +39,7 @@ def test_index_retrieves_the_right_note_at_rank_one(recipe):
 
 
 async def test_async_retrieval_and_concurrent_queries(embedding):
-    assert embedding.model_name == DEFAULT_MODEL and embedding.recipe == "va"
+    assert embedding.model_name == DEFAULT_MODEL and embedding.recipe == DEFAULT_RECIPE == "hs-mean"
     questions = list(QUESTIONS) * 4
     sequential = [embedding.get_query_embedding(q) for q in questions]
     concurrent = await asyncio.gather(*(embedding.aget_query_embedding(q) for q in questions))

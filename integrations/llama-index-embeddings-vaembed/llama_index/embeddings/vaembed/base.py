@@ -47,14 +47,15 @@ class VAEmbedding(BaseEmbedding):
     )
     recipe: str = Field(
         default=DEFAULT_RECIPE,
-        description="The embedding method, a vaembed preset recipe: va (default), wva, aligned-wva, kv, hs-mean, "
+        description="The embedding method, a vaembed preset recipe: hs-mean (default), va, wva, aligned-wva, kv, "
         "hs-last, prompteol, echo or token-prepending.",
     )
     layers: list[int] | int | str | None = Field(
         default=None,
-        description="The recipe's layer set: None keeps its default ('auto', chosen by intrinsic dimension once "
-        "per model, for 'va', 'aligned-wva' and 'kv'; 'fallback', the second half of the layers, for 'wva'); "
-        "'auto', 'fallback', 'final', or indices.",
+        description="The recipe's layer set: None keeps its default ('fallback', the second half of the layers, "
+        "for 'va', 'wva' and 'aligned-wva'; 'auto', chosen by intrinsic dimension once per model, for the "
+        "rerouted layers of 'kv'); 'auto', 'fallback', 'final', or indices ('auto' is better for 'va' and "
+        "'aligned-wva' on models under 1B parameters).",
     )
     postprocess: Literal["none", "center", "standardize"] | None = Field(
         default=None,
