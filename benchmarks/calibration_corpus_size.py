@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import quality
-from benchmarks.calibration_defaults import READINGS, window_means
+from benchmarks.calibration_defaults import READINGS, layer_span, window_means
 from benchmarks.task_suite import SIZES, build_tasks
 from vaembed import Embedder
 from vaembed.calibration.corpus import bundled_corpus
@@ -91,11 +91,6 @@ def model_rows(model: str, tasks: list[Any], args: argparse.Namespace) -> dict[s
     return rows
 
 
-def _span(layers: list[int]) -> str:
-    contiguous = layers == list(range(layers[0], layers[-1] + 1))
-    return f"{layers[0]}-{layers[-1]}" if contiguous else ",".join(map(str, layers))
-
-
 def render_markdown(record: dict[str, Any]) -> str:
     """One row per model and corpus: window, halves and gap, vote share, seconds, and the two readouts' scores."""
     lines = [
@@ -106,14 +101,14 @@ def render_markdown(record: dict[str, Any]) -> str:
         for name, row in rows.items():
             if name in ("num_layers", "fallback"):
                 continue
-            halves = " / ".join(_span(half) for half in row["halves"])
+            halves = " / ".join(layer_span(half) for half in row["halves"])
             lines.append(
-                f"| {model} | {name} | {_span(row['layers'])} | {halves} ({row['halves_gap']}) | "
+                f"| {model} | {name} | {layer_span(row['layers'])} | {halves} ({row['halves_gap']}) | "
                 f"{row['frequency']:.2f} | {row['seconds']:.0f} | {row['va']:.3f} | {row['aligned-wva']:.3f} |"
             )
         fallback = rows["fallback"]
         lines.append(
-            f"| {model} | fallback window | {_span(fallback['layers'])} | | | | "
+            f"| {model} | fallback window | {layer_span(fallback['layers'])} | | | | "
             f"{fallback['va']:.3f} | {fallback['aligned-wva']:.3f} |"
         )
     return "\n".join(lines)

@@ -29,7 +29,7 @@ from benchmarks.variants import dense_embeds
 from vaembed import Embedder
 from vaembed.recipes.presets import PRESET_RECIPES
 
-__all__ = ["READINGS", "render_markdown", "window_means"]
+__all__ = ["READINGS", "layer_span", "render_markdown", "window_means"]
 
 READINGS = {"va": ("plain", "value_mean"), "aligned-wva": ("prompteol", "attention_last")}
 """Each preset's pass group and capture in the quality benchmark."""
@@ -73,16 +73,17 @@ def render_markdown(record: dict[str, Any]) -> str:
             mode = row["postprocess"] or "raw"
             fallback, auto = row["fallback"], row["auto"]
             lines.append(
-                f"| {model} | {preset} | {mode} | {_span(fallback['layers'])}: {fallback['raw']:.3f} | "
-                f"{_span(auto['layers'])}: {auto['raw']:.3f} | {fallback[mode]:.3f} | {auto[mode]:.3f} | "
+                f"| {model} | {preset} | {mode} | {layer_span(fallback['layers'])}: {fallback['raw']:.3f} | "
+                f"{layer_span(auto['layers'])}: {auto['raw']:.3f} | {fallback[mode]:.3f} | {auto[mode]:.3f} | "
                 f"{'yes' if auto[mode] > fallback[mode] else 'no'} |"
             )
     return "\n".join(lines)
 
 
-def _span(layers: list[int]) -> str:
+def layer_span(layers: list[int]) -> str:
+    """A sorted layer set as text: `"12-14"` when contiguous, else `"12,27,29"`."""
     contiguous = layers == list(range(layers[0], layers[-1] + 1))
-    return f"{layers[0]}-{layers[-1]}" if contiguous else ",".join(map(str, layers))
+    return f"{layers[0]}-{layers[-1]}" if contiguous and len(layers) > 1 else ",".join(map(str, layers))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

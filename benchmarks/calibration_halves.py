@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks import quality
-from benchmarks.calibration_defaults import READINGS, window_means
+from benchmarks.calibration_defaults import READINGS, layer_span, window_means
 from benchmarks.task_suite import SIZES, build_tasks
 from vaembed import Embedder
 from vaembed.calibration.corpus import bundled_corpus
@@ -107,9 +107,8 @@ def study_model(model: str, tasks: list[Any], args: argparse.Namespace) -> dict[
     return record
 
 
-def _span(layers: list[int]) -> str:
-    contiguous = layers == list(range(layers[0], layers[-1] + 1))
-    return f"{layers[0]}-{layers[-1]}" if contiguous and len(layers) > 1 else ",".join(map(str, layers))
+def _both(halves: list[list[int]]) -> str:
+    return " and ".join(layer_span(half) for half in halves)
 
 
 def render_markdown(record: dict[str, Any]) -> str:
@@ -126,8 +125,8 @@ def render_markdown(record: dict[str, Any]) -> str:
                 mode = entry["presets"][preset]["postprocess"]
                 cells.append(" / ".join(f"{s[mode]:.3f}" for s in row["scores"][preset]))
             lines.append(
-                f"| {model} | {rule} | {_span(row['layers'])} | {' and '.join(_span(h) for h in row['halves'])} | "
-                f"{row['halves_gap']} | {' and '.join(_span(h) for h in row['single_curve_halves'])} | "
+                f"| {model} | {rule} | {layer_span(row['layers'])} | {_both(row['halves'])} | "
+                f"{row['halves_gap']} | {_both(row['single_curve_halves'])} | "
                 f"{row['single_curve_halves_gap']} | {cells[0]} | {cells[1]} |"
             )
     lines += ["", "| model | preset | post-processing | fallback | sweep best (raw) |", "|---|---|---|---|---|"]
@@ -135,8 +134,8 @@ def render_markdown(record: dict[str, Any]) -> str:
         for preset, row in entry["presets"].items():
             mode, fb, best = row["postprocess"], row["fallback"], row["sweep_best"]
             lines.append(
-                f"| {model} | {preset} | {mode} | {_span(fb['layers'])}: {fb[mode]:.3f} | "
-                f"{_span(best['layers'])}: {best['raw']:.3f} raw, {best[mode]:.3f} {mode} |"
+                f"| {model} | {preset} | {mode} | {layer_span(fb['layers'])}: {fb[mode]:.3f} | "
+                f"{layer_span(best['layers'])}: {best['raw']:.3f} raw, {best[mode]:.3f} {mode} |"
             )
     return "\n".join(lines)
 

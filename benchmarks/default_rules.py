@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.report_retrieval import KEYS, RETRIEVAL_TASKS
+from benchmarks.report_retrieval import KEYS, RETRIEVAL_TASKS, _task_mean
 
 __all__ = ["LAYER_RULE_PRESETS", "TIE", "choose_layers", "recipe_ranking"]
 
@@ -33,11 +33,6 @@ TIE = 0.01
 """Retrieval means closer than this count as a tie for the default recipe."""
 MODE_KEYS = {"none": "raw", "center": "center", "standardize": "standardize", None: "raw"}
 """A recipe's `postprocess` -> the record's variant name."""
-
-
-def _task_mean(record: dict[str, Any], variant: str, config: str) -> float:
-    scores = record[KEYS[variant]][config]
-    return sum(scores.values()) / len(scores)
 
 
 def choose_layers(records: list[dict[str, Any]], preset: str, postprocess: str | None) -> tuple[str, dict[str, Any]]:
