@@ -10,7 +10,8 @@ documents, single-layer sweeps of VA, hidden-state mean and AlignedWVA, the KV
 bias sweep, the layers used and the time each group of passes took.
 `--groups plain prompteol` reads only the named pass groups (the presets they
 carry, with the sweeps and experiments when both are read) and writes
-`partial-quality-<model>-<sizes>.json`, which the report tables leave out. Presets
+`partial-quality-<model>-<sizes>.json`, which the report tables leave out; a
+later partial run of other groups is merged into it (`benchmarks.partial_records`). Presets
 sharing a forward pass are read from one pass (`benchmarks.readouts`), and every
 composed preset is checked against `Embedder.encode` on a sample of texts.
 """
@@ -35,6 +36,7 @@ import transformers
 import vaembed
 from benchmarks.experiments import FUSED_WITH, combined_experiment, lexical_experiment
 from benchmarks.hybrid import bm25_scores
+from benchmarks.partial_records import merge_partial
 from benchmarks.readouts import CORPUS, Capture, PassGroup, Readings, check_against_engine, read_group
 from benchmarks.task_suite import SIZES, build_tasks
 from benchmarks.variants import (
@@ -371,6 +373,12 @@ def main(argv: list[str] | None = None) -> None:
         record.update({"sizes": args.sizes, "tasks": info, "environment": environment(args)})
         prefix = "partial-quality" if args.groups and name != "baselines" else "quality"
         path = args.out / f"{prefix}-{Path(name).name}-{args.sizes}.json"
+        if prefix == "partial-quality" and path.exists():  # a slow model read a few groups at a time
+            try:
+                record = merge_partial(json.loads(path.read_text()), record)
+            except ValueError as error:  # keep this run's rows beside the other record
+                print(error)
+                path = path.with_name(f"{path.stem}-unmerged.json")
         path.write_text(json.dumps(record, indent=1) + "\n")
         print(f"wrote {path}")
 

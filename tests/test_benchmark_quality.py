@@ -69,6 +69,18 @@ def test_a_partial_run_scores_only_the_presets_of_the_groups_it_reads(quick_run,
         assert record["scores"][name] == pytest.approx(full["scores"][name], abs=1e-4)
     assert set(record["sweep"]) == set(full["sweep"]) and record["bias_sweep"] == {}
 
+    quality.main([*args, "--groups", "kv-auto", "kv-fallback", "--out", str(tmp_path)])  # merged into the first
+    merged = json.loads(path.read_text())
+    assert merged["groups"] == ["plain", "prompteol", "kv-auto", "kv-fallback"]
+    assert set(merged["scores"]) == expected | {"kv@auto", "kv@fallback"} == set(merged["hubness"])
+    for name in merged["scores"]:
+        assert merged["scores"][name] == pytest.approx(full["scores"][name], abs=1e-4)
+    assert merged["sweep"] == record["sweep"]  # kept from the run that read the groups it needs
+    assert [c.split("--groups ")[1].split(" --out")[0] for c in merged["environment"]["commands"]] == [
+        "plain prompteol",
+        "kv-auto kv-fallback",
+    ]
+
 
 def test_composed_presets_equal_the_engine(quick_run):
     _, record = quick_run
