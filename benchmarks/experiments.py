@@ -1,7 +1,7 @@
 """Two experiments on top of the preset passes: a lexical readout, and concatenated readouts.
 
 - `lexical_experiment`: the PromptReps-style sparse readout of the PromptEOL
-  pass (`benchmarks.lexical_readout`), alone, fused with BM25, with dense
+  pass (`vaembed.lexical`, the library's `Embedder.encode_sparse`), alone, fused with BM25, with dense
   configurations, and with both; beside each dense configuration's own best
   fusion with BM25, which it must beat to earn a place in the library.
 - `combined_experiment`: mean-pooled value vectors (strong on similarity) and
@@ -18,15 +18,20 @@ from typing import Any
 import numpy as np
 
 from benchmarks.hybrid import FUSION_WEIGHTS, minmax_fusion, minmax_sum
-from benchmarks.lexical_readout import lexical_scores, lexical_vectors, lm_head_weight
 from benchmarks.readouts import Readings
 from benchmarks.variants import DENSE_VARIANTS, dense_embeds, fusions, hybrid_scores, score_variants
+from vaembed.lexical import lexical_vectors, lm_head_weight
 
 __all__ = ["combined_experiment", "lexical_experiment"]
 
 Embed = Callable[[list[str], str], np.ndarray]
 FUSED_WITH = ("va@fallback", "aligned-wva@fallback")
 """The dense configurations the lexical readout is fused with."""
+
+
+def lexical_scores(queries: Any, documents: Any) -> np.ndarray:
+    """Dot products of sparse query and document vectors, (queries x documents)."""
+    return np.asarray((queries @ documents.T).todense(), dtype=np.float64)
 
 
 def _rows(reading: Readings, role: str, texts: list[str], capture: str) -> np.ndarray:
@@ -50,7 +55,7 @@ def lexical_experiment(
         bm25: Each task's BM25 score matrix.
         dense: `dense[config][variant]` embed functions to fuse with.
     """
-    head = lm_head_weight(embedder)
+    head = lm_head_weight(embedder.model)
     out: dict[str, Any] = {"alone": {}, "with_bm25": {}, "with_dense": {}, "with_dense_and_bm25": {}, "dense_bm25": {}}
     for task in retrieval:
         queries = lexical_vectors(_rows(prompteol, "query", task.queries, "hidden_last"), task.queries,

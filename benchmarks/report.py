@@ -225,12 +225,13 @@ def main(argv: list[str] | None = None) -> None:
         scope = "; partial records count for the presets they score" if partial else ""
         out += [f"{rule} (`benchmarks/report_retrieval.choose_postprocess`{scope}):", "",
                 postprocess_summary(current + partial), ""]  # fmt: skip
-        lexical, earned = lexical_section(current)
+        experiments = current + [r for r in partial if "lexical" in r]  # a partial record with both passes has them
+        lexical, earned = lexical_section(experiments)
         verdict = "earns" if earned else "does not earn"
         lexical_head = f"Lexical readout (PromptReps-style, from the PromptEOL pass; nDCG@10): it {verdict} a place"
         out += [f"{lexical_head} (fusion with it must beat dense + BM25 on two models or more).", "", lexical, ""]
         out += ["Concatenated readouts (value mean + AlignedWVA, each post-processed and normalised):", "",
-                combined_table(current), ""]  # fmt: skip
+                combined_table(experiments), ""]  # fmt: skip
         for sizes in args.sizes:
             chosen = [r for r in current if r["sizes"] == sizes]
             if chosen:

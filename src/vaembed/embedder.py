@@ -334,6 +334,12 @@ class Embedder:
         """Embed documents (`encode` with `role="document"`)."""
         return self.encode(texts, role="document", **kwargs)
 
+    def encode_sparse(self, texts: str | Iterable[str], *, role: Role = "document", **kwargs: Any) -> Any:
+        """Lexical sparse vectors (scipy CSR, texts x vocabulary) from a PromptEOL pass: `vaembed.lexical`."""
+        from vaembed.lexical import encode_sparse
+
+        return encode_sparse(self, texts, role=role, **kwargs)
+
     def tokenize(
         self, texts: list[str], *, role: Role = "document", prompt: str | None = None
     ) -> tuple[list[TokenSequence], int]:
