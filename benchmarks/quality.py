@@ -11,7 +11,8 @@ bias sweep, the layers used and the time each group of passes took.
 `--groups plain prompteol` reads only the named pass groups (the presets they
 carry, with the sweeps and experiments when both are read) and writes
 `partial-quality-<model>-<sizes>.json`, which the report tables leave out; a
-later partial run of other groups is merged into it (`benchmarks.partial_records`). Presets
+later partial run of other groups is merged into it (`benchmarks.partial_records`),
+and once every group is in, the record becomes `quality-<model>-<sizes>.json`. Presets
 sharing a forward pass are read from one pass (`benchmarks.readouts`), and every
 composed preset is checked against `Embedder.encode` on a sample of texts.
 """
@@ -371,15 +372,20 @@ def main(argv: list[str] | None = None) -> None:
     for name, job in jobs:
         record = job()
         record.update({"sizes": args.sizes, "tasks": info, "environment": environment(args)})
-        prefix = "partial-quality" if args.groups and name != "baselines" else "quality"
-        path = args.out / f"{prefix}-{Path(name).name}-{args.sizes}.json"
-        if prefix == "partial-quality" and path.exists():  # a slow model read a few groups at a time
+        partial = bool(args.groups) and name != "baselines"
+        path = args.out / f"{'partial-quality' if partial else 'quality'}-{Path(name).name}-{args.sizes}.json"
+        merged_from = None
+        if partial and path.exists():  # a slow model read a few groups at a time
             try:
-                record = merge_partial(json.loads(path.read_text()), record)
+                record, merged_from = merge_partial(json.loads(path.read_text()), record), path
             except ValueError as error:  # keep this run's rows beside the other record
                 print(error)
                 path = path.with_name(f"{path.stem}-unmerged.json")
+        if partial and set(record["groups"]) >= {group.name for group in groups_for(record["layers"])}:
+            path = args.out / f"quality-{Path(name).name}-{args.sizes}.json"  # every group read: a full record
         path.write_text(json.dumps(record, indent=1) + "\n")
+        if merged_from is not None and merged_from != path:
+            merged_from.unlink()
         print(f"wrote {path}")
 
 

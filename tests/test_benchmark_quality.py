@@ -81,6 +81,14 @@ def test_a_partial_run_scores_only_the_presets_of_the_groups_it_reads(quick_run,
         "kv-auto kv-fallback",
     ]
 
+    quality.main([*args, "--groups", "echo", "token-prepending", "--out", str(tmp_path)])  # the last groups
+    assert not path.exists()  # every group is in: the record is a full one now
+    (complete,) = tmp_path.glob("quality-*-quick.json")
+    record = json.loads(complete.read_text())
+    assert set(record["scores"]) == set(full["scores"])
+    for name in full["scores"]:
+        assert record["scores"][name] == pytest.approx(full["scores"][name], abs=1e-4)
+
 
 def test_composed_presets_equal_the_engine(quick_run):
     _, record = quick_run
