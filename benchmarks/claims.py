@@ -17,7 +17,7 @@ RULES = {
     "va-deep": "VA beats hidden-state mean pooling at deeper layers: mean single-layer score over the second half "
     "of the layers, on each sweep task",
     "aligned-vs-wva": "AlignedWVA beats WVA: mean score over all tasks, same layer choice",
-    "wo-alignment": "W_O alignment helps (all three models use GQA): AlignedWVA vs the same PromptEOL pass read "
+    "wo-alignment": "W_O alignment helps (every model here uses GQA): AlignedWVA vs the same PromptEOL pass read "
     "without W_O (`prompteol-wva`), same layers, mean over tasks",
     "kv-vs-peers": "KV-Embedding beats PromptEOL, Echo and Token Prepending: mean over tasks, kv with calibrated "
     "layers (and fallback)",
