@@ -24,7 +24,8 @@ ALLOWED = {
     "models": {"cache"},
     "calibration": {"cache", "engine", "recipes", "version"},
     "testing": {"cache", "engine"},
-    "embedder": {"calibration", "engine", "models", "recipes"},
+    "lexical": {"recipes"},
+    "embedder": {"calibration", "engine", "lexical", "models", "recipes"},
     "connectors": {"embedder", "engine", "models", "recipes", "calibration", "cache", "version"},
     "cli": {"embedder", "engine", "models", "recipes", "calibration", "cache", "version", "connectors", "__init__"},
     "__init__": {"calibration", "embedder", "models", "recipes", "version", "deprecations"},
@@ -59,7 +60,7 @@ def test_the_tree_has_one_folder_per_part_of_a_recipe_and_a_flat_top_only_for_th
     folders = sorted(p.name for p in SOURCE.iterdir() if p.is_dir() and (p / "__init__.py").exists())
     assert folders == ["calibration", "cli", "connectors", "engine", "models", "recipes"]
     top = sorted(p.stem for p in SOURCE.glob("*.py"))
-    assert top == ["__init__", "cache", "deprecations", "embedder", "testing", "version"]
+    assert top == ["__init__", "cache", "deprecations", "embedder", "lexical", "testing", "version"]
     recipes = sorted(p.stem for p in (SOURCE / "recipes").glob("*.py"))
     assert {"prompts", "interventions", "readouts", "layers", "presets", "recipe"} <= set(recipes)
 

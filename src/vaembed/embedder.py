@@ -21,6 +21,7 @@ from vaembed.engine.batching import check_encode_options, check_texts, combine_c
 from vaembed.engine.forward_pass import PassPlan, PlanReader
 from vaembed.engine.runner import Runner, runner_property
 from vaembed.engine.tokenization import LONG_TEXT_POLICIES, LongTextPolicy, PaddingSide, TokenSequence
+from vaembed.lexical import encode_sparse
 from vaembed.models.registry import DEFAULT_MODEL
 from vaembed.models.shared import LoadedModel, load_model
 from vaembed.recipes.layers import LayerSpec
@@ -334,11 +335,9 @@ class Embedder:
         """Embed documents (`encode` with `role="document"`)."""
         return self.encode(texts, role="document", **kwargs)
 
-    def encode_sparse(self, texts: str | Iterable[str], *, role: Role = "document", **kwargs: Any) -> Any:
+    def encode_sparse(self, texts: str | Iterable[str], **kwargs: Any) -> Any:
         """Lexical sparse vectors (scipy CSR, texts x vocabulary) from a PromptEOL pass: `vaembed.lexical`."""
-        from vaembed.lexical import encode_sparse
-
-        return encode_sparse(self, texts, role=role, **kwargs)
+        return encode_sparse(self, texts, **kwargs)
 
     def tokenize(
         self, texts: list[str], *, role: Role = "document", prompt: str | None = None
@@ -383,12 +382,7 @@ class Embedder:
         return combine_chunks(sequences, vectors, count, normalize)
 
     def run_pass(self, sequences: list[TokenSequence], plan: PassPlan | None = None) -> PlanReader:
-        """Run one forward pass over one batch of `sequences`; return what the plan read.
-
-        Args:
-            sequences: One batch of inputs.
-            plan: What to read; defaults to this embedder's recipe.
-        """
+        """Run one forward pass over one batch of `sequences`; return what `plan` (default: this recipe's) read."""
         return self.runner.run_passes(sequences, [plan or self.plan])[0]
 
     def run_passes(self, sequences: list[TokenSequence], plans: Sequence[PassPlan]) -> list[PlanReader]:

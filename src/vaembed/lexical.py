@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from vaembed.embedder import Embedder
     from vaembed.recipes.prompts import Role
 
 __all__ = ["TOP_K", "encode_sparse", "lexical_vectors", "lm_head_weight"]
@@ -107,7 +106,7 @@ def lexical_vectors(
 
 
 def encode_sparse(
-    embedder: Embedder,
+    embedder: Any,
     texts: str | Iterable[str],
     *,
     role: Role = "document",
@@ -117,7 +116,7 @@ def encode_sparse(
     """Lexical sparse vectors of texts, from one PromptEOL pass of the embedder's model.
 
     Args:
-        embedder: Supplies the model, tokenizer and settings (its own recipe is not used).
+        embedder: An `Embedder`: supplies the model, tokenizer and settings (its own recipe is not used).
         texts: A string or a list of strings.
         role: `"document"` or `"query"`.
         top_k: Most vocabulary ids kept per text (at least 1).
