@@ -24,7 +24,7 @@ ALLOWED = {
     "models": {"cache"},
     "calibration": {"cache", "engine", "recipes", "version"},
     "testing": {"cache", "engine"},
-    "lexical": {"recipes"},
+    "lexical": {"engine", "recipes"},
     "embedder": {"calibration", "engine", "lexical", "models", "recipes"},
     "connectors": {"embedder", "engine", "models", "recipes", "calibration", "cache", "version"},
     "cli": {"embedder", "engine", "models", "recipes", "calibration", "cache", "version", "connectors", "__init__"},

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from vaembed.engine.batching import check_encode_options, check_texts
+
 if TYPE_CHECKING:
     from vaembed.recipes.prompts import Role
 
@@ -63,9 +65,7 @@ def _head_from_folder(folder: Path) -> torch.Tensor:
         with safe_open(str(file), framework="pt") as handle:
             if "lm_head.weight" in handle.keys():  # noqa: SIM118 - safe_open has no __contains__
                 return handle.get_tensor("lm_head.weight").float()
-    raise FileNotFoundError(
-        f"no lm_head.weight in {folder or 'the model folder'}; the lexical readout needs the LM head"
-    )
+    raise FileNotFoundError(f"no lm_head.weight in the model folder {folder}; the lexical readout needs the LM head")
 
 
 def lexical_vectors(
@@ -126,8 +126,8 @@ def encode_sparse(
         A scipy CSR matrix (texts x vocabulary), one row per text (one row for a string).
 
     Raises:
-        TypeError: `texts` or an item of it is not a str.
-        ValueError: `top_k` is not a positive int.
+        TypeError: `texts` or an item of it is not a str (the index is named).
+        ValueError: `top_k` is not a positive int, or a bad `role` or `batch_size`.
         ImportError: scipy is not installed.
     """
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
@@ -136,16 +136,11 @@ def encode_sparse(
         import scipy.sparse  # noqa: F401
     except ImportError as error:  # pragma: no cover - scipy ships with the test environment
         raise ImportError('encode_sparse needs scipy: pip install "vaembed[sparse]"') from error
-    chosen = [texts] if isinstance(texts, str) else texts
-    if not isinstance(chosen, Iterable):
-        raise TypeError(f"texts must be a str or an iterable of str, not {type(texts).__name__}")
-    chosen = list(chosen)
-    for index, text in enumerate(chosen):
-        if not isinstance(text, str):
-            raise TypeError(f"texts[{index}] must be a str, not {type(text).__name__}")
-    reader = embedder.with_recipe("prompteol", postprocess="none")
-    hidden = reader.encode(chosen, role=role, batch_size=batch_size, normalize=False) if chosen else None
+    chosen, _ = check_texts(texts)
+    check_encode_options(role, batch_size)
     head = lm_head_weight(embedder.model)
-    if hidden is None:
-        hidden = np.zeros((0, head.shape[1]), dtype=np.float32)
-    return lexical_vectors(np.asarray(hidden), chosen, embedder.tokenizer, head, top_k)
+    hidden = np.zeros((0, head.shape[1]), dtype=np.float32)
+    if chosen:  # the PromptEOL pass, read raw: the weights are logits, not cosine scores
+        reader = embedder.with_recipe("prompteol", postprocess="none")
+        hidden = np.asarray(reader.encode(chosen, role=role, batch_size=batch_size, normalize=False))
+    return lexical_vectors(hidden, chosen, embedder.tokenizer, head, top_k)
